@@ -1,0 +1,235 @@
+"""The MLflow door's HTTP plumbing: request parameters, JSON responses, MLflow errors.
+
+MLflow endpoints are plain Django views (the door is hot: log-batch, search), built with
+`mlflow_endpoint`, which maps HTTP methods to handlers, parses the parameters (query string
+for GET, JSON body otherwise), and turns PortalError into MLflow's error JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from portal import routes
+from portal.errors import InvalidParameter, PortalError
+
+logger = logging.getLogger(__name__)
+
+_MISSING = object()
+
+
+class Params:
+    """Typed access to an MLflow request's parameters, with MLflow's error messages."""
+
+    def __init__(self, data: dict[str, Any], multi: dict[str, list[str]] | None = None):
+        self.data = data
+        self.multi = multi or {}
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> "Params":
+        if request.method == "GET":
+            multi = {key: request.GET.getlist(key) for key in request.GET}
+            return cls({key: values[-1] for key, values in multi.items()}, multi)
+        body = request.body
+        if not body.strip():
+            return cls({})
+        content_type = request.content_type or ""
+        if content_type and content_type != "application/json":
+            # Requiring JSON keeps cross-site forms (which cannot send it without a CORS
+            # preflight) from reaching the API with credentials a browser remembered.
+            raise InvalidParameter(f"Expected a JSON body (Content-Type: application/json), got {content_type!r}.")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidParameter(f"Malformed JSON request body: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidParameter("The JSON request body must be an object.")
+        return cls(data)
+
+    def _raw(self, name: str) -> Any:
+        value = self.data.get(name, _MISSING)
+        return _MISSING if value is None else value
+
+    def has(self, name: str) -> bool:
+        return self._raw(name) is not _MISSING
+
+    @staticmethod
+    def _missing(name: str) -> InvalidParameter:
+        return InvalidParameter(
+            f"Missing value for required parameter '{name}'. "
+            "See the API docs for more information about request parameters."
+        )
+
+    @staticmethod
+    def _invalid(name: str, value: Any, expected: str) -> InvalidParameter:
+        shown = repr(value)
+        if len(shown) > 100:
+            shown = shown[:100] + "..."
+        return InvalidParameter(f"Invalid value {shown} for parameter '{name}' supplied: expected {expected}.")
+
+    def str(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
+        value = self._raw(name)
+        if value is _MISSING or (required and value == ""):
+            if required:
+                raise self._missing(name)
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self._invalid(name, value, "a string")
+        return str(value)
+
+    def int(self, name: str, *, required: bool = False, default: int | None = None) -> int | None:
+        value = self._raw(name)
+        if value is _MISSING or value == "":
+            if required:
+                raise self._missing(name)
+            return default
+        if isinstance(value, bool):
+            raise self._invalid(name, value, "an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise self._invalid(name, value, "an integer")
+            return int(value)
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise self._invalid(name, value, "an integer") from None
+        if not -(2**63) <= number < 2**63:
+            raise self._invalid(name, value, "a 64-bit integer")
+        return number
+
+    def float(self, name: str, *, required: bool = False) -> float | None:
+        value = self._raw(name)
+        if value is _MISSING or value == "":
+            if required:
+                raise self._missing(name)
+            return None
+        return parse_double(value, name)
+
+    def bool(self, name: str, *, default: bool = False) -> bool:
+        value = self._raw(name)
+        if value is _MISSING or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise self._invalid(name, value, "a boolean")
+
+    def list(self, name: str) -> list[Any]:
+        if name in self.multi:
+            return list(self.multi[name])
+        value = self._raw(name)
+        if value is _MISSING:
+            return []
+        if not isinstance(value, list):
+            raise self._invalid(name, value, "a list")
+        return value
+
+    def str_list(self, name: str) -> list[str]:
+        items = self.list(name)
+        for item in items:
+            if not isinstance(item, str):
+                raise self._invalid(name, item, "a list of strings")
+        return items
+
+    def objects(self, name: str) -> list[dict[str, Any]]:
+        items = self.list(name)
+        for item in items:
+            if not isinstance(item, dict):
+                raise self._invalid(name, item, "a list of objects")
+        return items
+
+    def run_id(self) -> str:
+        """runs endpoints accept run_id and its older name run_uuid; the client sends both."""
+        value = self.str("run_id") or self.str("run_uuid")
+        if not value:
+            raise self._missing("run_id")
+        return value
+
+
+def parse_double(value: Any, name: str) -> float:
+    """A JSON double: a number, or the strings proto3 JSON uses for NaN and infinities."""
+    if isinstance(value, bool):
+        raise Params._invalid(name, value, "a number")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf, "-inf": -math.inf}
+        lowered = value.strip().lower()
+        if lowered in special:
+            return special[lowered]
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise Params._invalid(name, value, "a number")
+
+
+def double_json(value: float) -> float | str:
+    """A double as proto3 JSON writes it: NaN and infinities as strings, so they round-trip."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def json_response(data: dict[str, Any], status: int = 200) -> HttpResponse:
+    body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return HttpResponse(body, status=status, content_type="application/json")
+
+
+def error_response(code: str, message: str, status: int) -> HttpResponse:
+    return json_response({"error_code": code, "message": message}, status=status)
+
+
+Handler = Callable[..., dict[str, Any] | HttpResponse]
+
+
+def mlflow_endpoint(handlers: dict[str, Handler], *, rule: str = routes.AUTHENTICATED) -> Callable[..., HttpResponse]:
+    """A view serving one MLflow path: `handlers` maps HTTP method to handler(request, params, **kwargs)."""
+
+    allowed = ", ".join(sorted(handlers))
+
+    @csrf_exempt
+    def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        handler = handlers.get(request.method)
+        if handler is None:
+            response = error_response(
+                "ENDPOINT_NOT_FOUND", f"Method {request.method} is not allowed here; use {allowed}.", 405
+            )
+            response["Allow"] = allowed
+            return response
+        try:
+            params = Params.from_request(request)
+            result = handler(request, params, **kwargs)
+        except PortalError as exc:
+            return error_response(exc.mlflow_code, exc.message, exc.http_status)
+        if isinstance(result, HttpResponse):
+            return result
+        return json_response(result)
+
+    view.access_rule = rule
+    view.mlflow_handlers = handlers
+    first = next(iter(handlers.values()))
+    view.__name__ = getattr(first, "__name__", "mlflow_view")
+    view.__module__ = getattr(first, "__module__", __name__)
+    return view
+
+
+def unsupported_endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Anything under the MLflow prefixes that the portal does not serve."""
+    return error_response(
+        "ENDPOINT_NOT_FOUND", f"The MLflow endpoint {request.method} {request.path} is not supported by this server.", 404
+    )
+
+
+unsupported_endpoint.access_rule = routes.PUBLIC
+unsupported_endpoint = csrf_exempt(unsupported_endpoint)

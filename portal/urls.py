@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from portal import views
+from portal.mlflow_http import unsupported_endpoint
+
+mlflow_patterns = [
+    path("", include("tracking.mlflow_api")),
+    path("", include("tracking.mlflow_logged_models")),
+    path("", include("registry.mlflow_api")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", views.login_view, name="login"),
+    path("accounts/logout/", views.logout_view, name="logout"),
+    path("accounts/tokens/", views.token_list, name="token-list"),
+    path("accounts/tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
+    path("admin/", admin.site.urls),
+    path("api/2.0/mlflow/", include(mlflow_patterns)),
+    path("ajax-api/2.0/mlflow/", include(mlflow_patterns)),
+    path("api/2.0/mlflow-artifacts/", include("tracking.mlflow_artifacts")),
+    path("api/3.0/mlflow/", include("tracking.mlflow_api_v3")),
+    # Deny by default for the rest of the MLflow API: a clear MLflow error, never a page.
+    re_path(r"^(?:ajax-)?api/[23]\.0/.*$", unsupported_endpoint),
+]

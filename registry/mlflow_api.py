@@ -1,0 +1,3 @@
+"""MLflow door: see portal/mlflow_http.py for the plumbing."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""MLflow door, API 3.0 paths."""
+
+urlpatterns: list = []

@@ -1,0 +1,302 @@
+"""Tracking data: experiments, runs and everything logged to them.
+
+Times are integer milliseconds since the epoch, as MLflow uses them. Run ids are 32-hex
+strings and logged-model ids `m-<32 hex>`, so the MLflow door can hand them out as is.
+"""
+
+from django.conf import settings
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+
+class LifecycleStage(models.TextChoices):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+class ExperimentQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(lifecycle_stage=LifecycleStage.ACTIVE)
+
+
+class Experiment(models.Model):
+    """The root object runs, metrics, artifacts and logged models take their access from."""
+
+    DEFAULT_ID = 0
+
+    name = models.CharField(max_length=500, unique=True)
+    artifact_location = models.CharField(max_length=1000)
+    lifecycle_stage = models.CharField(
+        max_length=20, choices=LifecycleStage.choices, default=LifecycleStage.ACTIVE
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    creation_time = models.BigIntegerField()
+    last_update_time = models.BigIntegerField()
+    deleted_time = models.BigIntegerField(null=True, blank=True)
+
+    objects = ExperimentQuerySet.as_manager()
+
+    class Meta:
+        permissions = [("manage_experiment", "Can manage experiment (grant access)")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def guarded_root(self) -> "Experiment":
+        return self
+
+    @property
+    def is_open_to_all(self) -> bool:
+        """The Default experiment takes runs from every signed-in user, as MLflow's does."""
+        return self.pk == self.DEFAULT_ID
+
+
+class ExperimentTag(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "key"], name="uniq_experiment_tag")]
+
+
+class ExperimentUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Experiment, on_delete=models.CASCADE)
+
+
+class ExperimentGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Experiment, on_delete=models.CASCADE)
+
+
+class RunQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(lifecycle_stage=LifecycleStage.ACTIVE)
+
+
+class Run(models.Model):
+    id = models.CharField(max_length=32, primary_key=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=250, blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What the client sent as user_id (MLflow shows it); `owner` is who really created it.
+    user_id = models.CharField(max_length=256, blank=True, default="")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    start_time = models.BigIntegerField(null=True, blank=True)
+    end_time = models.BigIntegerField(null=True, blank=True)
+    lifecycle_stage = models.CharField(
+        max_length=20, choices=LifecycleStage.choices, default=LifecycleStage.ACTIVE
+    )
+    artifact_uri = models.CharField(max_length=1000)
+    deleted_time = models.BigIntegerField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["experiment", "lifecycle_stage", "-start_time"], name="run_exp_start"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def guarded_root(self) -> Experiment:
+        return self.experiment
+
+
+class Param(models.Model):
+    """Immutable once logged: the same value again is accepted, another value is not."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_param")]
+
+
+class RunTag(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_tag")]
+
+
+class Metric(models.Model):
+    """One point of a metric's history. NaN is stored as is_nan with value 0 (SQLite has no NaN)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=250)
+    value = models.FloatField()
+    is_nan = models.BooleanField(default=False)
+    timestamp = models.BigIntegerField()
+    step = models.BigIntegerField()
+    model_id = models.CharField(max_length=40, null=True, blank=True)
+    dataset_name = models.CharField(max_length=500, null=True, blank=True)
+    dataset_digest = models.CharField(max_length=36, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Logging the same point twice does not grow the history (MLflow's log_model
+            # flow re-logs the run's metrics with a model_id). It also serves history reads.
+            models.UniqueConstraint(
+                fields=["run", "key", "step", "timestamp", "value", "is_nan"], name="uniq_metric_point"
+            )
+        ]
+
+
+class LatestMetric(models.Model):
+    """The summary value per (run, key): highest step, then latest timestamp, then largest value.
+    Maintained on write so search and sort never scan history."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics", db_index=False)
+    key = models.CharField(max_length=250)
+    value = models.FloatField()
+    is_nan = models.BooleanField(default=False)
+    timestamp = models.BigIntegerField()
+    step = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric")]
+        indexes = [models.Index(fields=["key", "value"], name="latest_metric_key_value")]
+
+
+class Dataset(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=500)
+    digest = models.CharField(max_length=36)
+    source_type = models.CharField(max_length=36)
+    source = models.TextField()
+    schema = models.TextField(blank=True, default="")
+    profile = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name", "digest"], name="uniq_dataset")
+        ]
+
+
+class RunInput(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="dataset_inputs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "dataset"], name="uniq_run_input")]
+
+
+class InputTag(models.Model):
+    run_input = models.ForeignKey(RunInput, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=255)
+    value = models.CharField(max_length=500)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run_input", "key"], name="uniq_input_tag")]
+
+
+class LoggedModelStatus(models.TextChoices):
+    PENDING = "LOGGED_MODEL_PENDING"
+    READY = "LOGGED_MODEL_READY"
+    UPLOAD_FAILED = "LOGGED_MODEL_UPLOAD_FAILED"
+
+
+class LoggedModel(models.Model):
+    """An MLflow 3 logged model: artifacts under <experiment>/models/<id>/artifacts."""
+
+    id = models.CharField(max_length=34, primary_key=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="logged_models")
+    name = models.CharField(max_length=500)
+    source_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="logged_models"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_type = models.CharField(max_length=500, blank=True, default="")
+    artifact_location = models.CharField(max_length=1000)
+    status = models.CharField(max_length=40, choices=LoggedModelStatus.choices, default=LoggedModelStatus.PENDING)
+    status_message = models.TextField(blank=True, default="")
+    lifecycle_stage = models.CharField(
+        max_length=20, choices=LifecycleStage.choices, default=LifecycleStage.ACTIVE
+    )
+    creation_timestamp_ms = models.BigIntegerField()
+    last_updated_timestamp_ms = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["experiment", "name"], name="logged_model_exp_name")]
+
+    @property
+    def guarded_root(self) -> Experiment:
+        return self.experiment
+
+
+class LoggedModelParam(models.Model):
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="uniq_logged_model_param")]
+
+
+class LoggedModelTag(models.Model):
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="uniq_logged_model_tag")]
+
+
+class LoggedModelMetric(models.Model):
+    """Metrics logged with a model_id, kept per model so a logged model reads them without
+    scanning the run histories."""
+
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="metrics")
+    run = models.ForeignKey(Run, null=True, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=250)
+    value = models.FloatField()
+    is_nan = models.BooleanField(default=False)
+    timestamp = models.BigIntegerField()
+    step = models.BigIntegerField()
+    dataset_name = models.CharField(max_length=500, null=True, blank=True)
+    dataset_digest = models.CharField(max_length=36, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "run", "key", "step", "timestamp", "value", "is_nan"],
+                name="uniq_logged_model_metric",
+            )
+        ]
+
+
+class RunModelInput(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_inputs")
+    model_id = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "model_id"], name="uniq_run_model_input")]
+
+
+class RunModelOutput(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_outputs")
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="+")
+    step = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "model"], name="uniq_run_model_output")]
