@@ -6,6 +6,7 @@ from portal.mlflow_http import unsupported_endpoint
 
 mlflow_patterns = [
     path("", include("tracking.mlflow_api")),
+    path("", include("tracking.mlflow_artifacts_list")),
     path("", include("tracking.mlflow_logged_models")),
     path("", include("registry.mlflow_api")),
 ]

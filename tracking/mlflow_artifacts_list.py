@@ -1,0 +1,3 @@
+"""MLflow door: GET /api/2.0/mlflow/artifacts/list."""
+
+urlpatterns: list = []
