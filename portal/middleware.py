@@ -1,8 +1,8 @@
 import json
 
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
-from django.shortcuts import redirect
 
 from portal import routes
 from portal.auth import WWW_AUTHENTICATE, user_from_authorization
@@ -63,7 +63,8 @@ class RouteRuleMiddleware:
         if not (user.is_authenticated and user.is_active):
             if is_api_path(request.path):
                 return unauthenticated_response("Authentication required: send a Bearer token or HTTP Basic credentials.")
-            return redirect(f"/accounts/login/?next={request.get_full_path()}")
+            # redirect_to_login quotes `next`, so a query string survives the round trip.
+            return redirect_to_login(request.get_full_path())
         if rule == routes.STAFF and not user.is_staff:
             return HttpResponse("Staff only.", status=403, content_type="text/plain")
         return None

@@ -212,6 +212,10 @@ def mlflow_endpoint(handlers: dict[str, Handler], *, rule: str = routes.AUTHENTI
             result = handler(request, params, **kwargs)
         except PortalError as exc:
             return error_response(exc.mlflow_code, exc.message, exc.http_status)
+        except Exception:
+            # A bug, not bad input: log it, and still answer in MLflow's error format.
+            logger.exception("Unhandled error in %s %s", request.method, request.path)
+            return error_response("INTERNAL_ERROR", "Internal error; see the server log.", 500)
         if isinstance(result, HttpResponse):
             return result
         return json_response(result)

@@ -1,0 +1,141 @@
+"""Validation rules for what is logged to runs and experiments (MLflow's limits)."""
+
+import math
+import posixpath
+import re
+import time
+import unicodedata
+from typing import Any
+
+from portal.errors import InvalidParameter
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_EXPERIMENT_NAME_LENGTH = 500
+MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
+MAX_RUN_NAME_LENGTH = 250
+MAX_DATASET_NAME_SIZE = 500
+MAX_DATASET_DIGEST_SIZE = 36
+MAX_DATASET_SOURCE_SIZE = 65535
+MAX_DATASET_SCHEMA_SIZE = 1048575
+MAX_DATASET_PROFILE_SIZE = 16777215
+MAX_INPUT_TAG_KEY_SIZE = 255
+MAX_INPUT_TAG_VALUE_SIZE = 500
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_KEY_RE = re.compile(r"^[/\w.\- :]*$")
+_RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
+def validate_key(key: Any, kind: str) -> str:
+    """A metric, param or tag key: MLflow's character set, at most 250 characters, path-safe."""
+    if key is None or key == "":
+        raise InvalidParameter(f"Missing value for required parameter 'key' of a {kind}.")
+    if not isinstance(key, str):
+        raise InvalidParameter(f"Invalid {kind} key {_shown(key)}: expected a string.")
+    if len(key) > MAX_ENTITY_KEY_LENGTH:
+        raise InvalidParameter(
+            f"{kind.capitalize()} key '{key[:50]}...' had length {len(key)}, which exceeded length limit of {MAX_ENTITY_KEY_LENGTH}."
+        )
+    if not _KEY_RE.match(key):
+        raise InvalidParameter(
+            f"Invalid {kind} key {_shown(key)}. Names may only contain alphanumerics, underscores (_), "
+            "dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+        )
+    normalized = posixpath.normpath(key)
+    if normalized != key or normalized == "." or normalized.startswith("..") or normalized.startswith("/"):
+        raise InvalidParameter(
+            f"Invalid {kind} key {_shown(key)}. Names may be treated as files in certain cases, and must not "
+            f"resolve to other names when treated as such. This name would resolve to {normalized!r}."
+        )
+    return key
+
+
+def validate_text(value: Any, kind: str, key: str, limit: int, *, allow_none: bool = False) -> str:
+    if value is None:
+        if allow_none:
+            return ""
+        raise InvalidParameter(f"Missing value for {kind} '{key}'.")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidParameter(f"Invalid value {_shown(value)} for {kind} '{key}': expected a string.")
+    value = str(value)
+    if len(value) > limit:
+        raise InvalidParameter(
+            f"{kind.capitalize()} '{key}' had a value of length {len(value)}, which exceeded length limit of {limit}."
+        )
+    return value
+
+
+def validate_int64(value: Any, name: str, *, allow_none: bool = True, minimum: int | None = None) -> int | None:
+    if value is None or value == "":
+        if allow_none:
+            return None
+        raise InvalidParameter(f"Missing value for required parameter '{name}'.")
+    if isinstance(value, bool):
+        raise InvalidParameter(f"Invalid value {_shown(value)} for parameter '{name}': expected a 64-bit integer.")
+    try:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            number = int(value)
+        else:
+            number = int(str(value).strip())
+    except (ValueError, OverflowError):
+        raise InvalidParameter(f"Invalid value {_shown(value)} for parameter '{name}': expected a 64-bit integer.") from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidParameter(f"Invalid value {_shown(value)} for parameter '{name}': out of 64-bit range.")
+    if minimum is not None and number < minimum:
+        raise InvalidParameter(f"Invalid value {number} for parameter '{name}': must be at least {minimum}.")
+    return number
+
+
+def validate_metric_value(value: Any, key: str) -> float:
+    if value is None or value == "":
+        raise InvalidParameter(f"Missing value for required parameter 'value' of metric '{key}'.")
+    if isinstance(value, bool):
+        raise InvalidParameter(f"Invalid value {value!r} for metric '{key}': expected a double.")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf, "-inf": -math.inf}
+        lowered = value.strip().lower()
+        if lowered in special:
+            return special[lowered]
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise InvalidParameter(f"Invalid value {_shown(value)} for metric '{key}': expected a double.")
+
+
+def normalize_experiment_name(name: Any) -> str:
+    """Experiment names are compared after Unicode NFKC normalization and trimming, so names
+    that only look different ('ｄｅｆａｕｌｔ', 'Default ') cannot shadow each other."""
+    if name is None or (isinstance(name, str) and not name.strip()):
+        raise InvalidParameter(f"Invalid experiment name: '{name or ''}'. The name must not be empty.")
+    if not isinstance(name, str):
+        raise InvalidParameter(f"Invalid experiment name: {_shown(name)}. Expects a string.")
+    normalized = unicodedata.normalize("NFKC", name).strip()
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in normalized):
+        raise InvalidParameter("Invalid experiment name: control and format characters are not allowed.")
+    if len(normalized) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise InvalidParameter(
+            f"Experiment name had length {len(normalized)}, which exceeded length limit of {MAX_EXPERIMENT_NAME_LENGTH}."
+        )
+    return normalized
+
+
+def validate_run_id_format(run_id: str) -> bool:
+    return bool(_RUN_ID_RE.match(run_id or ""))
