@@ -223,6 +223,9 @@ if AWS_STORAGE_BUCKET_NAME:
             "file_overwrite": True,
             "default_acl": None,
             "querystring_auth": False,
+            # django-storages buffers each object it opens; spill to disk past 8 MB so a large
+            # artifact download streams instead of sitting in memory.
+            "max_memory_size": 8 * 1024 * 1024,
         },
     }
 else:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("ajax-api/2.0/mlflow/", include(mlflow_patterns)),
     path("api/2.0/mlflow-artifacts/", include("tracking.mlflow_artifacts")),
     path("api/3.0/mlflow/", include("tracking.mlflow_api_v3")),
+    path("ajax-api/3.0/mlflow/", include("tracking.mlflow_api_v3")),
     # Deny by default for the rest of the MLflow API: a clear MLflow error, never a page.
-    re_path(r"^(?:ajax-)?api/[23]\.0/.*$", unsupported_endpoint),
+    re_path(r"^(?:ajax-)?api/[23]\.0/[\s\S]*$", unsupported_endpoint),
 ]

@@ -219,3 +219,18 @@ def test_non_json_body_is_refused(portal, alice):
     )
     assert response.status_code == 400
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "mlflow-artifacts:/1",
+        "mlflow-artifacts:/42/custom",
+        "mlflow-artifacts:/team/0123456789abcdef0123456789abcdef/artifacts",
+        "mlflow-artifacts:/team/models/m-0123456789abcdef0123456789abcdef/artifacts",
+    ],
+)
+def test_locations_that_look_like_portal_folders_are_rejected(portal, location):
+    with pytest.raises(MlflowException) as exc:
+        portal.client().create_experiment(f"reserved-{abs(hash(location))}", artifact_location=location)
+    assert error_code(exc.value) == "INVALID_PARAMETER_VALUE"

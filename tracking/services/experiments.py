@@ -20,6 +20,9 @@ from tracking.validation import (
 
 ARTIFACT_SCHEME = "mlflow-artifacts"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._\-]+$")
+# Segments the portal gives meaning to: experiment ids (first segment), run ids, logged
+# model ids. A custom location must not look like another object's folder.
+_RESERVED_SEGMENT = re.compile(r"^(?:[0-9]+|[0-9a-f]{32}|m-[0-9a-f]{32})$")
 
 
 def artifact_location_parse(uri: str) -> str:
@@ -43,6 +46,11 @@ def artifact_location_parse(uri: str) -> str:
     segments = [s for s in parsed.path.split("/") if s]
     if not segments or any(s in (".", "..") or not _SAFE_SEGMENT.match(s) for s in segments):
         raise InvalidParameter(f"Invalid artifact location {original!r}: the path must be a plain relative path.")
+    if _RESERVED_SEGMENT.match(segments[0]) or any(_RESERVED_SEGMENT.match(s) for s in segments if not s.isdigit()):
+        raise InvalidParameter(
+            f"Invalid artifact location {original!r}: it must not start with a number or contain run or model ids, "
+            "which name folders the portal manages."
+        )
     return f"{ARTIFACT_SCHEME}:/" + "/".join(segments)
 
 
