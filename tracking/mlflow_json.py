@@ -4,7 +4,7 @@ from typing import Any
 
 from portal.mlflow_http import double_json
 from tracking.models import Experiment, ExperimentTag, LatestMetric, LoggedModel, Metric, Run
-from tracking.selectors import RunData
+from tracking.selectors import LoggedModelData, RunData
 
 
 def experiment_json(experiment: Experiment, tags: list[ExperimentTag]) -> dict[str, Any]:
@@ -86,3 +86,49 @@ def run_json(data: RunData) -> dict[str, Any]:
     return result
 
 
+def logged_model_metric_json(metric) -> dict[str, Any]:
+    """A metric linked to a logged model (a tracking.models.LoggedModelMetric)."""
+    data = metric_row_json(metric.key, metric.value, metric.is_nan, metric.timestamp, metric.step)
+    data["model_id"] = metric.model_id
+    if metric.run_id:
+        data["run_id"] = metric.run_id
+    if metric.dataset_name:
+        data["dataset_name"] = metric.dataset_name
+    if metric.dataset_digest:
+        data["dataset_digest"] = metric.dataset_digest
+    return data
+
+
+def logged_model_json(data: LoggedModelData) -> dict[str, Any]:
+    """A LoggedModel message: `info` (attributes and tags) and `data` (params and metrics).
+
+    `status` is the enum's name; `creator_id` is an int64 (the creating user's id).
+    `registrations` is left out: the registry records them as the model's
+    `mlflow.modelVersions` tag, which the client reads.
+    """
+    model: LoggedModel = data.model
+    info: dict[str, Any] = {
+        "model_id": model.pk,
+        "experiment_id": str(model.experiment_id),
+        "name": model.name,
+        "creation_timestamp_ms": model.creation_timestamp_ms,
+        "last_updated_timestamp_ms": model.last_updated_timestamp_ms,
+        "artifact_uri": model.artifact_location,
+        "status": model.status,
+        "tags": [{"key": t.key, "value": t.value} for t in data.tags],
+    }
+    if model.owner_id is not None:
+        info["creator_id"] = model.owner_id
+    if model.model_type:
+        info["model_type"] = model.model_type
+    if model.source_run_id:
+        info["source_run_id"] = model.source_run_id
+    if model.status_message:
+        info["status_message"] = model.status_message
+    return {
+        "info": info,
+        "data": {
+            "params": [{"key": p.key, "value": p.value} for p in data.params],
+            "metrics": [logged_model_metric_json(m) for m in data.metrics],
+        },
+    }

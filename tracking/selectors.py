@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from portal import permissions
 from portal.errors import InvalidParameter, NotFound
@@ -15,6 +15,10 @@ from tracking.models import (
     InputTag,
     LatestMetric,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
     Metric,
     Param,
     Run,
@@ -305,3 +309,292 @@ def metric_history_bulk_interval_for_user(
             metric.run_id = run.pk
             result.append(metric)
     return result
+
+
+# ---------------------------------------------------------------- logged models
+
+
+def _logged_model_not_found(model_id: str) -> NotFound:
+    return NotFound(f"Logged model with ID '{model_id}' not found.")
+
+
+def logged_models_for_user(user: AbstractBaseUser) -> QuerySet:
+    return permissions.visible(user, LoggedModel.objects.all())
+
+
+def _logged_model_lookup(user: AbstractBaseUser, model_id: str, queryset: QuerySet, allow_deleted: bool) -> LoggedModel:
+    if not allow_deleted:
+        queryset = queryset.filter(lifecycle_stage=LifecycleStage.ACTIVE)
+    model = queryset.filter(pk=model_id).first() if isinstance(model_id, str) and model_id else None
+    if model is None:
+        raise _logged_model_not_found(model_id)
+    permissions.require(user, permissions.READ, model, not_found=str(_logged_model_not_found(model_id)))
+    return model
+
+
+def logged_model_get_for_user(user: AbstractBaseUser, model_id: str, *, allow_deleted: bool = False) -> LoggedModel:
+    """A logged model the user may read; a deleted one only with `allow_deleted` (as MLflow's get)."""
+    return _logged_model_lookup(
+        user, model_id, logged_models_for_user(user).select_related("experiment"), allow_deleted
+    )
+
+
+def logged_model_lock_for_user(user: AbstractBaseUser, model_id: str, *, allow_deleted: bool = False) -> LoggedModel:
+    """The logged model row, locked for update, with its experiment. Call inside a transaction."""
+    queryset = logged_models_for_user(user).select_for_update(of=("self",)).select_related("experiment")
+    return _logged_model_lookup(user, model_id, queryset, allow_deleted)
+
+
+@dataclass
+class LoggedModelData:
+    """Everything the MLflow door shows of a logged model, loaded for many models in a few queries."""
+
+    model: LoggedModel
+    params: list[LoggedModelParam] = field(default_factory=list)
+    tags: list[LoggedModelTag] = field(default_factory=list)
+    metrics: list[LoggedModelMetric] = field(default_factory=list)
+
+
+def logged_model_data_load(models: list[LoggedModel]) -> list[LoggedModelData]:
+    """Params, tags and metrics of `models`: one query per kind, not per model."""
+    data = {model.pk: LoggedModelData(model) for model in models}
+    ids = list(data)
+    if not ids:
+        return []
+    for param in LoggedModelParam.objects.filter(model_id__in=ids).order_by("key"):
+        data[param.model_id].params.append(param)
+    for tag in LoggedModelTag.objects.filter(model_id__in=ids).order_by("key"):
+        data[tag.model_id].tags.append(tag)
+    for metric in LoggedModelMetric.objects.filter(model_id__in=ids).order_by("key", "step", "timestamp", "id"):
+        data[metric.model_id].metrics.append(metric)
+    return [data[model.pk] for model in models]
+
+
+@dataclass
+class LoggedModelPage:
+    models: list[LoggedModelData]
+    next_page_token: str | None
+
+
+def logged_model_search_for_user(
+    user: AbstractBaseUser,
+    *,
+    experiment_ids: list[str],
+    filter_string: str | None = None,
+    datasets: list[dict] | None = None,
+    order_by: list[dict] | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> LoggedModelPage:
+    """Active logged models of the given experiments that match MLflow's SearchLoggedModels
+    filter, newest first unless `order_by` says otherwise, paged with an offset token."""
+    from tracking import search
+
+    max_results = search.validate_max_results(max_results, default=100, maximum=1000)
+    if not experiment_ids:
+        raise InvalidParameter("Missing value for required parameter 'experiment_ids'.")
+    ids = [parse_experiment_id(e) for e in experiment_ids]
+    if any(i is None for i in ids):
+        bad = [e for e, i in zip(experiment_ids, ids) if i is None]
+        raise InvalidParameter(f"Invalid experiment IDs: {bad}")
+    visible_ids = list(experiments_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+    queryset = logged_models_for_user(user).filter(experiment_id__in=visible_ids, lifecycle_stage=LifecycleStage.ACTIVE)
+    dataset_q = _logged_model_datasets_q(datasets)
+    queryset = _logged_model_filter(queryset, filter_string, dataset_q)
+    queryset = _logged_model_order(queryset, order_by)
+    offset = search.decode_page_token(page_token)
+    rows = list(queryset[offset : offset + max_results + 1])
+    next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return LoggedModelPage(logged_model_data_load(rows[:max_results]), next_token)
+
+
+# SearchLoggedModels' attribute names (and their aliases) -> LoggedModel fields.
+LOGGED_MODEL_ATTRIBUTES = {
+    "name": "name",
+    "model_id": "id",
+    "model_type": "model_type",
+    "status": "status",
+    "source_run_id": "source_run_id",
+    "creation_timestamp": "creation_timestamp_ms",
+    "creation_time": "creation_timestamp_ms",
+    "last_updated_timestamp": "last_updated_timestamp_ms",
+    "last_updated_time": "last_updated_timestamp_ms",
+}
+LOGGED_MODEL_NUMERIC_FIELDS = {"creation_timestamp_ms", "last_updated_timestamp_ms"}
+
+
+def _logged_model_datasets_q(datasets: list[dict] | None) -> Q | None:
+    """Which LoggedModelMetric rows count for metric clauses: those on any of `datasets`."""
+    if not datasets:
+        return None
+    combined = Q(pk__in=[])
+    for dataset in datasets:
+        name = dataset.get("dataset_name") if isinstance(dataset, dict) else None
+        if not name or not isinstance(name, str):
+            raise InvalidParameter("Each dataset of a logged model search needs a 'dataset_name'.")
+        digest = dataset.get("dataset_digest")
+        if digest is not None and not isinstance(digest, str):
+            raise InvalidParameter(f"Invalid dataset_digest {digest!r}: expected a string.")
+        clause = Q(dataset_name=name)
+        if digest:
+            clause &= Q(dataset_digest=digest)
+        combined |= clause
+    return combined
+
+
+def _logged_model_metric_rows(key: str, dataset_q: Q | None) -> QuerySet:
+    """The model's rows of metric `key` (NaN left out: it compares and sorts as nothing)."""
+    rows = LoggedModelMetric.objects.filter(model_id=OuterRef("pk"), key=key, is_nan=False)
+    return rows.filter(dataset_q) if dataset_q is not None else rows
+
+
+def _logged_model_order(queryset: QuerySet, order_by: list[dict] | None) -> QuerySet:
+    """Order by attributes or `metrics.<key>` (the latest value: highest step, then timestamp),
+    then newest first; models without the metric come last."""
+    ordering = []
+    for i, item in enumerate(order_by or []):
+        if not isinstance(item, dict):
+            raise InvalidParameter("`order_by` must be a list of objects.")
+        field_name = item.get("field_name")
+        if not isinstance(field_name, str) or not field_name.strip():
+            raise InvalidParameter("`field_name` in the `order_by` clause must be specified.")
+        field_name = field_name.strip()
+        ascending = item.get("ascending", True)
+        if not isinstance(ascending, bool):
+            raise InvalidParameter(f"Invalid value {ascending!r} for 'ascending' in the `order_by` clause.")
+        dataset_name, dataset_digest = item.get("dataset_name"), item.get("dataset_digest")
+        if "." in field_name:
+            entity, key = field_name.split(".", 1)
+            if entity != "metrics" or not key:
+                raise InvalidParameter(f"Invalid order by field name: {entity}, only `metrics.<name>` is allowed.")
+            if dataset_digest and not dataset_name:
+                raise InvalidParameter("`dataset_digest` can only be specified if `dataset_name` is also specified.")
+            dataset_q = None
+            if dataset_name:
+                dataset_q = _logged_model_datasets_q([{"dataset_name": dataset_name, "dataset_digest": dataset_digest}])
+            alias = f"_order_metric_{i}"
+            rows = _logged_model_metric_rows(key, dataset_q)
+            latest = rows.order_by("-step", "-timestamp", "-id").values("value")[:1]
+            queryset = queryset.annotate(**{alias: Subquery(latest)})
+            expression = F(alias)
+        else:
+            if field_name not in LOGGED_MODEL_ATTRIBUTES:
+                raise InvalidParameter(
+                    f"Invalid order by field name: {field_name}. Expected one of "
+                    f"{', '.join(sorted(LOGGED_MODEL_ATTRIBUTES))} or metrics.<name>."
+                )
+            if dataset_name or dataset_digest:
+                raise InvalidParameter("`dataset_name` and `dataset_digest` may only be set to order by a metric.")
+            expression = F(LOGGED_MODEL_ATTRIBUTES[field_name])
+        ordering.append(expression.asc(nulls_last=True) if ascending else expression.desc(nulls_last=True))
+    return queryset.order_by(*ordering, "-creation_timestamp_ms", "-id")
+
+
+
+
+# Values a filter may give for `status`: the enum names, and the client's entity names.
+_LOGGED_MODEL_STATUS_NAMES = {
+    "PENDING": "LOGGED_MODEL_PENDING",
+    "READY": "LOGGED_MODEL_READY",
+    "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+    "UPLOAD_FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+}
+_ATTRIBUTE_ENTITIES = {"attribute", "attributes", "attr"}
+_METRIC_ENTITIES = {"metric", "metrics"}
+_PARAM_ENTITIES = {"param", "params", "parameter", "parameters"}
+_TAG_ENTITIES = {"tag", "tags"}
+
+
+def logged_model_target(entity: str | None, key: str):
+    """The resolver (tracking.search.parse_filter) for SearchLoggedModels filters:
+    attributes (bare or `attributes.`), `metrics.<key>`, `params.<key>`, `tags.<key>`."""
+    from tracking import search
+
+    kind = entity.lower() if entity is not None else None
+    if kind is None or kind in _ATTRIBUTE_ENTITIES:
+        if key not in LOGGED_MODEL_ATTRIBUTES:
+            raise LookupError(
+                f"unknown logged model attribute '{key}' (expected one of "
+                f"{', '.join(sorted(LOGGED_MODEL_ATTRIBUTES))}, or metrics.<key>, params.<key>, tags.<key>)"
+            )
+        if LOGGED_MODEL_ATTRIBUTES[key] in LOGGED_MODEL_NUMERIC_FIELDS:
+            return search.Target("attribute", key, search.NUMERIC_COMPARATORS, "number")
+        return search.Target("attribute", key, search.STRING_COMPARATORS | search.LIST_COMPARATORS)
+    if kind in _METRIC_ENTITIES:
+        return search.Target("metric", key, search.NUMERIC_COMPARATORS, "number")
+    if kind in _PARAM_ENTITIES:
+        return search.Target("param", key, search.STRING_COMPARATORS | search.NULL_COMPARATORS)
+    if kind in _TAG_ENTITIES:
+        return search.Target("tag", key, search.STRING_COMPARATORS | search.NULL_COMPARATORS)
+    raise LookupError(
+        f"unknown entity '{entity}' (expected metrics.<key>, params.<key>, tags.<key> or an attribute)"
+    )
+
+
+def _logged_model_attribute_q(key: str, comparator: str, value) -> Q:
+    from tracking import search
+
+    field_name = LOGGED_MODEL_ATTRIBUTES[key]
+    if field_name in LOGGED_MODEL_NUMERIC_FIELDS:
+        return search.integer_condition(field_name, comparator, value)
+    if field_name == "status" and comparator in ("=", "!=", "IN", "NOT IN"):
+        def canonical(v: str) -> str:
+            return _LOGGED_MODEL_STATUS_NAMES.get(v.upper(), v)
+
+        value = tuple(canonical(v) for v in value) if isinstance(value, tuple) else canonical(value)
+    condition = search.string_condition(field_name, comparator, value)
+    # A model without a source run or a type has no value to compare: like SQL's NULL, it
+    # matches no clause on that attribute, not even `!=` (as MLflow).
+    if field_name == "source_run_id":
+        return Q(source_run_id__isnull=False) & condition
+    if field_name == "model_type":
+        return ~Q(model_type="") & condition
+    return condition
+
+
+def _logged_model_metric_q(key: str, comparator: str, value, dataset_q: Q | None) -> Q:
+    """The model has a row of metric `key` (on one of the datasets, if given) that compares true."""
+    rows = LoggedModelMetric.objects.filter(model_id=OuterRef("pk"), key=key)
+    if dataset_q is not None:
+        rows = rows.filter(dataset_q)
+    number = float(value)
+    if comparator == "!=":
+        # NaN (stored with a placeholder value) differs from every number.
+        return Q(Exists(rows.filter(~Q(value=number) | Q(is_nan=True))))
+    lookup = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[comparator]
+    return Q(Exists(rows.filter(is_nan=False, **{f"value__{lookup}": number})))
+
+
+def _logged_model_key_value_q(model, key: str, comparator: str, value) -> Q:
+    from tracking import search
+
+    rows = model.objects.filter(model_id=OuterRef("pk"), key=key)
+    if comparator == "IS NULL":
+        return Q(~Exists(rows))
+    if comparator == "IS NOT NULL":
+        return Q(Exists(rows))
+    # `!=` needs the key with another value: a model without the key does not match (MLflow).
+    return Q(Exists(rows.filter(search.string_condition("value", comparator, value))))
+
+
+def _logged_model_filter(queryset: QuerySet, filter_string: str | None, dataset_q: Q | None) -> QuerySet:
+    """`queryset` narrowed by a SearchLoggedModels filter, parsed with tracking.search's parser.
+
+    Metric clauses count only metrics on the requested datasets. With datasets and no
+    metric clause, a model must have some metric on one of the datasets (as MLflow).
+    """
+    from tracking import search
+
+    comparisons = search.parse_filter(filter_string, logged_model_target)
+    for c in comparisons:
+        if c.kind == "metric":
+            queryset = queryset.filter(_logged_model_metric_q(c.key, c.comparator, c.value, dataset_q))
+        elif c.kind == "param":
+            queryset = queryset.filter(_logged_model_key_value_q(LoggedModelParam, c.key, c.comparator, c.value))
+        elif c.kind == "tag":
+            queryset = queryset.filter(_logged_model_key_value_q(LoggedModelTag, c.key, c.comparator, c.value))
+        else:
+            queryset = queryset.filter(_logged_model_attribute_q(c.key, c.comparator, c.value))
+    if dataset_q is not None and not any(c.kind == "metric" for c in comparisons):
+        queryset = queryset.filter(Exists(LoggedModelMetric.objects.filter(dataset_q, model_id=OuterRef("pk"))))
+    return queryset
