@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import routes
@@ -216,7 +216,7 @@ def mlflow_endpoint(handlers: dict[str, Handler], *, rule: str = routes.AUTHENTI
             # A bug, not bad input: log it, and still answer in MLflow's error format.
             logger.exception("Unhandled error in %s %s", request.method, request.path)
             return error_response("INTERNAL_ERROR", "Internal error; see the server log.", 500)
-        if isinstance(result, HttpResponse):
+        if isinstance(result, HttpResponseBase):
             return result
         return json_response(result)
 
