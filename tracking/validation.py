@@ -139,3 +139,48 @@ def normalize_experiment_name(name: Any) -> str:
 
 def validate_run_id_format(run_id: str) -> bool:
     return bool(_RUN_ID_RE.match(run_id or ""))
+
+
+def validate_params(items: Any, *, limit: int | None = None) -> dict[str, str]:
+    """A list of {key, value} params as a dict. A key repeated with another value is an error."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise InvalidParameter("Invalid value for parameter 'params': expected a list.")
+    if limit is not None and len(items) > limit:
+        raise InvalidParameter(
+            f"A batch logging request can contain at most {limit} params. Got {len(items)} params. "
+            "Please split up the request into multiple requests."
+        )
+    values: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidParameter(f"Invalid param {_shown(item)}: expected an object.")
+        key = validate_key(item.get("key"), "param")
+        value = validate_text(item.get("value"), "param", key, MAX_PARAM_VAL_LENGTH, allow_none=True)
+        if key in values and values[key] != value:
+            raise InvalidParameter(
+                f"Duplicate parameter keys have been submitted: '{key}' with values '{values[key]}' and '{value}'."
+            )
+        values[key] = value
+    return values
+
+
+def validate_tags(items: Any, *, limit: int | None = None, max_value_length: int = MAX_TAG_VAL_LENGTH) -> dict[str, str]:
+    """A list of {key, value} tags as a dict; the last value of a repeated key wins."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise InvalidParameter("Invalid value for parameter 'tags': expected a list.")
+    if limit is not None and len(items) > limit:
+        raise InvalidParameter(
+            f"A batch logging request can contain at most {limit} tags. Got {len(items)} tags. "
+            "Please split up the request into multiple requests."
+        )
+    values: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidParameter(f"Invalid tag {_shown(item)}: expected an object.")
+        key = validate_key(item.get("key"), "tag")
+        values[key] = validate_text(item.get("value"), "tag", key, max_value_length, allow_none=True)
+    return values

@@ -29,13 +29,12 @@ from tracking.models import (
 from tracking.selectors import experiment_get_for_user, logged_model_lock_for_user, run_get_for_user
 from tracking.services.experiments import ARTIFACT_SCHEME
 from tracking.services.runs import random_run_name
+from tracking.services.immutable_params import params_insert_immutable
 from tracking.validation import (
-    MAX_PARAM_VAL_LENGTH,
+    validate_params,
+    validate_tags,
     MAX_PARAMS_TAGS_PER_BATCH,
-    MAX_TAG_VAL_LENGTH,
     now_ms,
-    validate_key,
-    validate_text,
 )
 
 MAX_NAME_LENGTH = 500  # LoggedModel.name
@@ -71,44 +70,11 @@ def _name_validated(name: Any) -> str:
 
 
 def _params_validated(params: Any) -> dict[str, str]:
-    if params is None:
-        return {}
-    if not isinstance(params, list):
-        raise InvalidParameter("Invalid value for parameter 'params': expected a list.")
-    if len(params) > MAX_PARAMS_TAGS_PER_BATCH:
-        raise InvalidParameter(
-            f"A request can contain at most {MAX_PARAMS_TAGS_PER_BATCH} params. Got {len(params)} params. "
-            "Please split up the request into multiple requests."
-        )
-    values: dict[str, str] = {}
-    for item in params:
-        if not isinstance(item, dict):
-            raise InvalidParameter(f"Invalid param {item!r}: expected an object.")
-        key = validate_key(item.get("key"), "param")
-        value = validate_text(item.get("value"), "param", key, MAX_PARAM_VAL_LENGTH, allow_none=True)
-        if key in values and values[key] != value:
-            raise InvalidParameter(
-                f"Duplicate parameter keys have been submitted: '{key}' with values '{values[key]}' and '{value}'."
-            )
-        values[key] = value
-    return values
+    return validate_params(params, limit=MAX_PARAMS_TAGS_PER_BATCH)
 
 
 def _tags_validated(tags: Any) -> dict[str, str]:
-    if tags is None:
-        return {}
-    if not isinstance(tags, list):
-        raise InvalidParameter("Invalid value for parameter 'tags': expected a list.")
-    if len(tags) > MAX_TAGS_PER_REQUEST:
-        raise InvalidParameter(f"A request can contain at most {MAX_TAGS_PER_REQUEST} tags. Got {len(tags)} tags.")
-    values: dict[str, str] = {}
-    for item in tags:
-        if not isinstance(item, dict):
-            raise InvalidParameter(f"Invalid tag {item!r}: expected an object.")
-        key = validate_key(item.get("key"), "tag")
-        # The last value of a repeated key wins, as it would with one request per tag.
-        values[key] = validate_text(item.get("value"), "tag", key, MAX_TAG_VAL_LENGTH, allow_none=True)
-    return values
+    return validate_tags(tags, limit=MAX_TAGS_PER_REQUEST)
 
 
 def status_parse(status: Any) -> LoggedModelStatus:
@@ -142,34 +108,9 @@ def _touch(model: LoggedModel) -> None:
 
 def _params_write(model: LoggedModel, params: dict[str, str]) -> None:
     """Params are immutable, as a run's are: the same value again is fine, another is not."""
-    if not params:
-        return
-    existing = dict(LoggedModelParam.objects.filter(model=model, key__in=list(params)).values_list("key", "value"))
-    changed = [
-        {"key": k, "old_value": existing[k], "new_value": v}
-        for k, v in params.items()
-        if k in existing and existing[k] != v
-    ]
-    if changed:
-        raise InvalidParameter(
-            f"Changing param values is not allowed. Params were already logged='{changed}' for model ID='{model.pk}'."
-        )
-    new = [LoggedModelParam(model=model, key=k, value=v) for k, v in params.items() if k not in existing]
-    # ignore_conflicts: a concurrent writer of the same key wins the race; the check below
-    # then reports a different value instead of failing on the unique constraint.
-    LoggedModelParam.objects.bulk_create(new, ignore_conflicts=True)
-    if new:
-        keys = [p.key for p in new]
-        stored = dict(LoggedModelParam.objects.filter(model=model, key__in=keys).values_list("key", "value"))
-        lost = [
-            {"key": p.key, "old_value": stored[p.key], "new_value": p.value}
-            for p in new
-            if stored.get(p.key) != p.value
-        ]
-        if lost:
-            raise InvalidParameter(
-                f"Changing param values is not allowed. Params were already logged='{lost}' for model ID='{model.pk}'."
-            )
+    params_insert_immutable(
+        model=LoggedModelParam, owner_field="model", owner_id=model.pk, params=params, label=f"model ID='{model.pk}'"
+    )
 
 
 def _tags_write(model: LoggedModel, tags: dict[str, str]) -> None:

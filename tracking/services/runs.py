@@ -18,11 +18,9 @@ from tracking.models import (
     Dataset,
     Experiment,
     InputTag,
-    LatestMetric,
     LifecycleStage,
     LoggedModel,
     LoggedModelMetric,
-    Metric,
     Param,
     Run,
     RunInput,
@@ -43,16 +41,17 @@ from tracking.validation import (
     MAX_INPUT_TAG_KEY_SIZE,
     MAX_INPUT_TAG_VALUE_SIZE,
     MAX_METRICS_PER_BATCH,
-    MAX_PARAM_VAL_LENGTH,
     MAX_PARAMS_TAGS_PER_BATCH,
     MAX_RUN_NAME_LENGTH,
-    MAX_TAG_VAL_LENGTH,
     now_ms,
     validate_int64,
     validate_key,
     validate_metric_value,
+    validate_params,
+    validate_tags,
     validate_text,
 )
+from tracking.services.immutable_params import params_insert_immutable
 
 RUN_NAME_TAG = "mlflow.runName"
 
@@ -233,29 +232,8 @@ def _validated_metrics(metrics: list[dict]) -> list[MetricPoint]:
     return points
 
 
-def _validated_params(params: list[dict]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in params:
-        if not isinstance(item, dict):
-            raise InvalidParameter(f"Invalid param {item!r}: expected an object.")
-        key = validate_key(item.get("key"), "param")
-        value = validate_text(item.get("value"), "param", key, MAX_PARAM_VAL_LENGTH, allow_none=True)
-        if key in values and values[key] != value:
-            raise InvalidParameter(
-                f"Duplicate parameter keys have been submitted: '{key}' with values '{values[key]}' and '{value}'."
-            )
-        values[key] = value
-    return values
-
-
 def _validated_tags(tags: list[dict]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in tags:
-        if not isinstance(item, dict):
-            raise InvalidParameter(f"Invalid tag {item!r}: expected an object.")
-        key = validate_key(item.get("key"), "tag")
-        values[key] = validate_text(item.get("value"), "tag", key, MAX_TAG_VAL_LENGTH, allow_none=True)
-    return values
+    return validate_tags(tags)
 
 
 _LATEST_UPSERT = """
@@ -341,27 +319,7 @@ def _logged_model_metrics_write(run: Run, points: list[MetricPoint]) -> None:
 
 
 def _params_write(run: Run, params: dict[str, str]) -> None:
-    if not params:
-        return
-    existing = dict(Param.objects.filter(run_id=run.pk, key__in=list(params)).values_list("key", "value"))
-    changed = [
-        {"key": k, "old_value": existing[k], "new_value": v} for k, v in params.items() if k in existing and existing[k] != v
-    ]
-    if changed:
-        raise InvalidParameter(
-            f"Changing param values is not allowed. Params were already logged='{changed}' for run ID='{run.pk}'."
-        )
-    new = [Param(run_id=run.pk, key=k, value=v) for k, v in params.items() if k not in existing]
-    # ignore_conflicts: a concurrent writer logging the same key wins the race; the value
-    # check below then catches a different value instead of a duplicate-key error.
-    Param.objects.bulk_create(new, ignore_conflicts=True)
-    if new:
-        stored = dict(Param.objects.filter(run_id=run.pk, key__in=[p.key for p in new]).values_list("key", "value"))
-        lost = [{"key": p.key, "old_value": stored[p.key], "new_value": p.value} for p in new if stored.get(p.key) != p.value]
-        if lost:
-            raise InvalidParameter(
-                f"Changing param values is not allowed. Params were already logged='{lost}' for run ID='{run.pk}'."
-            )
+    params_insert_immutable(model=Param, owner_field="run", owner_id=run.pk, params=params, label=f"run ID='{run.pk}'")
 
 
 def _tags_write(run: Run, tags: dict[str, str]) -> None:
@@ -406,8 +364,8 @@ def run_log_batch(
                 "Please split up the request into multiple requests."
             )
     points = _validated_metrics(metrics)
-    param_values = _validated_params(params)
-    tag_values = _validated_tags(tags)
+    param_values = validate_params(params)
+    tag_values = validate_tags(tags)
     run = _run_for_write(actor, run_id)
     _require_active_run(run)
     with transaction.atomic():
