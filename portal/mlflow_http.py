@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from portal import routes
+from portal import numbers, routes
 from portal.errors import InvalidParameter, PortalError
 
 logger = logging.getLogger(__name__)
@@ -155,30 +153,13 @@ class Params:
 
 
 def parse_double(value: Any, name: str) -> float:
-    """A JSON double: a number, or the strings proto3 JSON uses for NaN and infinities."""
-    if isinstance(value, bool):
+    number = numbers.parse_double(value)
+    if number is None:
         raise Params._invalid(name, value, "a number")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf, "-inf": -math.inf}
-        lowered = value.strip().lower()
-        if lowered in special:
-            return special[lowered]
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise Params._invalid(name, value, "a number")
+    return number
 
 
-def double_json(value: float) -> float | str:
-    """A double as proto3 JSON writes it: NaN and infinities as strings, so they round-trip."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+double_json = numbers.double_json
 
 
 def json_response(data: dict[str, Any], status: int = 200) -> HttpResponse:

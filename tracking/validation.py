@@ -1,6 +1,5 @@
 """Validation rules for what is logged to runs and experiments (MLflow's limits)."""
 
-import math
 import posixpath
 import re
 import time
@@ -8,6 +7,7 @@ import unicodedata
 from typing import Any
 
 from portal.errors import InvalidParameter
+from portal.numbers import parse_double
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -104,20 +104,10 @@ def validate_int64(value: Any, name: str, *, allow_none: bool = True, minimum: i
 def validate_metric_value(value: Any, key: str) -> float:
     if value is None or value == "":
         raise InvalidParameter(f"Missing value for required parameter 'value' of metric '{key}'.")
-    if isinstance(value, bool):
-        raise InvalidParameter(f"Invalid value {value!r} for metric '{key}': expected a double.")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf, "-inf": -math.inf}
-        lowered = value.strip().lower()
-        if lowered in special:
-            return special[lowered]
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise InvalidParameter(f"Invalid value {_shown(value)} for metric '{key}': expected a double.")
+    number = parse_double(value)
+    if number is None:
+        raise InvalidParameter(f"Invalid value {_shown(value)} for metric '{key}': expected a double.")
+    return number
 
 
 def normalize_experiment_name(name: Any) -> str:
