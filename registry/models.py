@@ -1,0 +1,217 @@
+"""The model registry: registered models, their versions, tags, aliases, stage history, comments.
+
+A RegisteredModel is a guarded root (portal.permissions), as an Experiment is: its
+versions, tags, aliases, stage history and comments take their access from it. Times are
+integer milliseconds since the epoch where MLflow shows them (versions, models); comments,
+which MLflow does not have, use timezone-aware datetimes.
+"""
+
+from django.conf import settings
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from tracking.models import LoggedModel, Run
+
+
+class Stage(models.TextChoices):
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+
+# Which stage a version may move to from each stage. MLflow allows every move (the
+# tutorials go straight from None to Production); the table is where a stricter policy
+# would go, and model_version_transition_stage checks it.
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {stage: {other for other in Stage if other != stage} for stage in Stage}
+
+# Stages whose other versions `archive_existing_versions` may archive (MLflow's "active" stages).
+ACTIVE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
+
+
+class ModelVersionStatus(models.TextChoices):
+    """MLflow's ModelVersionStatus. Versions are READY at once: the portal copies no files."""
+
+    PENDING_REGISTRATION = "PENDING_REGISTRATION"
+    FAILED_REGISTRATION = "FAILED_REGISTRATION"
+    READY = "READY"
+
+
+class RegisteredModel(models.Model):
+    """A named model in the registry: the root its versions take their access from."""
+
+    name = models.CharField(max_length=256, unique=True)
+    description = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    creation_timestamp = models.BigIntegerField()
+    last_updated_timestamp = models.BigIntegerField()
+    # The highest version number ever given out. Incremented under a row lock when a version
+    # is created and never decremented, so numbers are not reused after a deletion.
+    last_version_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        permissions = [
+            ("manage_registeredmodel", "Can manage registered model (grant access)"),
+            ("approve_transition", "Can approve stage and alias transition requests"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def guarded_root(self) -> "RegisteredModel":
+        return self
+
+
+class RegisteredModelUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
+
+
+class RegisteredModelGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
+
+
+class RegisteredModelTag(models.Model):
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["registered_model", "key"], name="uniq_registered_model_tag")]
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class ModelVersion(models.Model):
+    """One version of a registered model.
+
+    `source` is what the client registered (`models:/m-…`, `runs:/<run>/<path>`, an
+    `mlflow-artifacts:/` URI); `storage_location` is where that resolved to in the
+    portal's artifact store when the version was created, and is what clients download.
+    """
+
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=1000)
+    storage_location = models.CharField(max_length=1000)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    logged_model = models.ForeignKey(LoggedModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run_link = models.CharField(max_length=1000, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    current_stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NONE)
+    status = models.CharField(max_length=30, choices=ModelVersionStatus.choices, default=ModelVersionStatus.READY)
+    status_message = models.TextField(blank=True, default="")
+    creation_timestamp = models.BigIntegerField()
+    last_updated_timestamp = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            # The counter on RegisteredModel assigns numbers; this is the backstop.
+            models.UniqueConstraint(fields=["registered_model", "version"], name="uniq_model_version_number")
+        ]
+        indexes = [
+            models.Index(fields=["registered_model", "current_stage", "version"], name="model_version_stage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model.name} version {self.version}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class ModelVersionTag(models.Model):
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "key"], name="uniq_model_version_tag")]
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.model_version.registered_model
+
+
+class ModelAlias(models.Model):
+    """A named pointer (`champion`) from a registered model to one of its versions."""
+
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    alias = models.CharField(max_length=255)
+    # Deleting a version deletes the aliases that point at it, as MLflow does.
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["registered_model", "alias"], name="uniq_model_alias")]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model.name}@{self.alias}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class StageTransition(models.Model):
+    """One stage change of a version: who moved it, from where, to where, when.
+
+    Kept on the registered model, so the history outlives a deleted version (the row then
+    keeps its `version_number`).
+    """
+
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_transitions")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="stage_transitions"
+    )
+    version_number = models.PositiveIntegerField()
+    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    timestamp = models.BigIntegerField()
+    # Why, when it was not asked for directly: "archived when version 3 moved to Production".
+    reason = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["registered_model", "version_number", "id"], name="stage_transition_version")]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model_id} v{self.version_number}: {self.from_stage} -> {self.to_stage}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class Comment(models.Model):
+    """A Markdown comment on a registered model, or on one of its versions (`model_version` set)."""
+
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="comments")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["registered_model", "model_version", "created_at"], name="comment_target")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on {self.registered_model_id}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model

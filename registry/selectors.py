@@ -1,0 +1,331 @@
+"""Reads of registry data, always narrowed to what the user may see (portal.permissions).
+
+A model or version the user may not read is reported exactly like a missing one.
+"""
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from portal import permissions
+from portal.errors import InvalidParameter, NotFound
+from registry import validation
+from registry.models import (
+    Comment,
+    ModelAlias,
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+    Stage,
+    StageTransition,
+)
+
+User = AbstractBaseUser | AnonymousUser
+
+
+# ---------------------------------------------------------------- registered models
+
+
+def _model_not_found(name: str) -> NotFound:
+    return NotFound(f"Registered Model with name={name} not found")
+
+
+def registered_models_for_user(user: User) -> QuerySet:
+    return permissions.visible(user, RegisteredModel.objects.all())
+
+
+def _model_lookup(user: User, name: str, queryset: QuerySet) -> RegisteredModel:
+    model = queryset.filter(name=name).first() if isinstance(name, str) and name else None
+    if model is None:
+        raise _model_not_found(name)
+    permissions.require(user, permissions.READ, model, not_found=str(_model_not_found(name)))
+    return model
+
+
+def registered_model_get_for_user(user: User, name: str) -> RegisteredModel:
+    if not name:
+        raise InvalidParameter("Missing value for required parameter 'name'.")
+    return _model_lookup(user, name, registered_models_for_user(user).select_related("owner"))
+
+
+def registered_model_lock_for_user(user: User, name: str) -> RegisteredModel:
+    """The registered model row, locked for update. Call inside a transaction.
+
+    Services lock the model row before any of its versions, always in that order, so two
+    changes to one model never wait on each other in opposite orders.
+    """
+    if not name:
+        raise InvalidParameter("Missing value for required parameter 'name'.")
+    return _model_lookup(user, name, registered_models_for_user(user).select_for_update())
+
+
+# ---------------------------------------------------------------- versions
+
+
+def _version_not_found(name: str, version: int | str) -> NotFound:
+    return NotFound(f"Model Version (name={name}, version={version}) not found")
+
+
+def model_versions_for_user(user: User) -> QuerySet:
+    return permissions.visible(user, ModelVersion.objects.all())
+
+
+def model_version_get_for_user(user: User, name: str, version: int | str) -> ModelVersion:
+    number = validation.version_number_parse(version)
+    model = registered_model_get_for_user(user, name)
+    found = (
+        model_versions_for_user(user)
+        .select_related("registered_model", "owner")
+        .filter(registered_model=model, version=number)
+        .first()
+    )
+    if found is None:
+        raise _version_not_found(name, number)
+    permissions.require(user, permissions.READ, found, not_found=str(_version_not_found(name, number)))
+    return found
+
+
+def model_version_lock(model: RegisteredModel, version: int | str) -> ModelVersion:
+    """A version of `model` (which the caller has already fetched for the user), locked for update."""
+    number = validation.version_number_parse(version)
+    found = ModelVersion.objects.select_for_update().filter(registered_model=model, version=number).first()
+    if found is None:
+        raise _version_not_found(model.name, number)
+    found.registered_model = model
+    return found
+
+
+def model_version_get_by_alias_for_user(user: User, name: str, alias: str) -> ModelVersion:
+    model = registered_model_get_for_user(user, name)
+    if not alias:
+        raise InvalidParameter("Missing value for required parameter 'alias'.")
+    found = (
+        ModelAlias.objects.filter(registered_model=model, alias=alias)
+        .select_related("model_version__registered_model", "model_version__owner")
+        .first()
+    )
+    if found is None:
+        raise NotFound(f"Registered model alias {alias} not found.")
+    return found.model_version
+
+
+def latest_versions_for_user(user: User, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
+    """The latest version in each of `stages` (every stage when none are given), by stage order."""
+    model = registered_model_get_for_user(user, name)
+    wanted = [validation.stage_parse(s) for s in stages] if stages else list(Stage)
+    return latest_versions_of_models([model.pk], wanted)[model.pk]
+
+
+def latest_versions_of_models(model_ids: list[int], stages: list[str] | None = None) -> dict[int, list[ModelVersion]]:
+    """For each model, its latest version per stage, in `stages` order (one query for any number of models)."""
+    wanted = list(dict.fromkeys(stages)) if stages else list(Stage)
+    latest_in_stage = (
+        ModelVersion.objects.filter(
+            registered_model_id=OuterRef("registered_model_id"), current_stage=OuterRef("current_stage")
+        )
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    versions = ModelVersion.objects.filter(
+        registered_model_id__in=model_ids, current_stage__in=wanted, version=Subquery(latest_in_stage)
+    ).select_related("registered_model", "owner")
+    result: dict[int, list[ModelVersion]] = {pk: [] for pk in model_ids}
+    order = {stage: i for i, stage in enumerate(wanted)}
+    for version in versions:
+        result[version.registered_model_id].append(version)
+    for found in result.values():
+        found.sort(key=lambda v: order[v.current_stage])
+    return result
+
+
+def model_version_download_uri_for_user(user: User, name: str, version: int | str) -> str:
+    """Where the version's files are: an `mlflow-artifacts:/` location of the portal's own store.
+
+    Downloading from it goes through the artifact proxy, which checks READ on the run or
+    logged model that holds the files, as for any run artifact.
+    """
+    found = model_version_get_for_user(user, name, version)
+    if not found.storage_location:
+        raise InvalidParameter(f"{found} is a prompt version: it has no files to download.")
+    return found.storage_location
+
+
+# ---------------------------------------------------------------- loading for output
+
+
+@dataclass
+class ModelVersionData:
+    """Everything the MLflow door shows of a version, loaded for many versions in a few queries."""
+
+    version: ModelVersion
+    tags: list[ModelVersionTag] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+
+def model_version_data_load(versions: list[ModelVersion]) -> list[ModelVersionData]:
+    data = {v.pk: ModelVersionData(v) for v in versions}
+    if not data:
+        return []
+    for tag in ModelVersionTag.objects.filter(model_version_id__in=list(data)).order_by("key"):
+        data[tag.model_version_id].tags.append(tag)
+    for alias in ModelAlias.objects.filter(model_version_id__in=list(data)).order_by("alias"):
+        data[alias.model_version_id].aliases.append(alias.alias)
+    return [data[v.pk] for v in versions]
+
+
+@dataclass
+class RegisteredModelData:
+    model: RegisteredModel
+    tags: list[RegisteredModelTag] = field(default_factory=list)
+    aliases: list[ModelAlias] = field(default_factory=list)
+    latest_versions: list[ModelVersionData] = field(default_factory=list)
+
+
+def registered_model_data_load(models: list[RegisteredModel]) -> list[RegisteredModelData]:
+    """Tags, aliases and latest versions per stage of `models`: a fixed number of queries."""
+    data = {m.pk: RegisteredModelData(m) for m in models}
+    if not data:
+        return []
+    ids = list(data)
+    for tag in RegisteredModelTag.objects.filter(registered_model_id__in=ids).order_by("key"):
+        data[tag.registered_model_id].tags.append(tag)
+    for alias in (
+        ModelAlias.objects.filter(registered_model_id__in=ids)
+        .select_related("model_version")
+        .order_by("alias")
+    ):
+        data[alias.registered_model_id].aliases.append(alias)
+    latest = latest_versions_of_models(ids)
+    loaded = {d.version.pk: d for d in model_version_data_load([v for found in latest.values() for v in found])}
+    for model_id, found in latest.items():
+        data[model_id].latest_versions = [loaded[v.pk] for v in found]
+    return [data[m.pk] for m in models]
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass
+class RegisteredModelPage:
+    models: list[RegisteredModelData]
+    next_page_token: str | None
+
+
+@dataclass
+class ModelVersionPage:
+    versions: list[ModelVersionData]
+    next_page_token: str | None
+
+
+def registered_model_search_for_user(
+    user: User,
+    *,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> RegisteredModelPage:
+    from registry import search
+
+    max_results = search.max_results_validated(max_results, default=100, maximum=1000)
+    queryset = search.registered_model_filter(registered_models_for_user(user).select_related("owner"), filter_string)
+    queryset = search.registered_model_order(queryset, order_by)
+    offset = search.page_token_decode(page_token)
+    rows = list(queryset[offset : offset + max_results + 1])
+    next_token = search.page_token_encode(offset + max_results) if len(rows) > max_results else None
+    return RegisteredModelPage(registered_model_data_load(rows[:max_results]), next_token)
+
+
+def model_version_search_for_user(
+    user: User,
+    *,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> ModelVersionPage:
+    from registry import search
+
+    max_results = search.max_results_validated(max_results, default=10000, maximum=200_000)
+    queryset = model_versions_for_user(user).select_related("registered_model", "owner")
+    queryset = search.model_version_filter(queryset, filter_string)
+    queryset = search.model_version_order(queryset, order_by)
+    offset = search.page_token_decode(page_token)
+    rows = list(queryset[offset : offset + max_results + 1])
+    next_token = search.page_token_encode(offset + max_results) if len(rows) > max_results else None
+    return ModelVersionPage(model_version_data_load(rows[:max_results]), next_token)
+
+
+# ---------------------------------------------------------------- history, comments, lineage
+
+
+def stage_history_for_user(user: User, name: str, version: int | str | None = None) -> list[StageTransition]:
+    """Stage changes of a model (or of one version), oldest first, with their actors."""
+    model = registered_model_get_for_user(user, name)
+    history = StageTransition.objects.filter(registered_model=model).select_related("actor")
+    if version is not None:
+        history = history.filter(version_number=validation.version_number_parse(version))
+    return list(history.order_by("id"))
+
+
+def comments_for_user(user: User, name: str, version: int | str | None = None) -> list[Comment]:
+    """Comments on a model (version None: the model's own, not its versions') or on one version."""
+    model = registered_model_get_for_user(user, name)
+    comments = Comment.objects.filter(registered_model=model).select_related("author")
+    if version is None:
+        comments = comments.filter(model_version__isnull=True)
+    else:
+        comments = comments.filter(model_version=model_version_get_for_user(user, name, version))
+    return list(comments.order_by("created_at", "id"))
+
+
+def comment_get_for_user(user: User, comment_id: int) -> Comment:
+    not_found = f"Comment {comment_id} not found"
+    comment = (
+        permissions.visible(user, Comment.objects.select_related("registered_model")).filter(pk=comment_id).first()
+        if isinstance(comment_id, int)
+        else None
+    )
+    if comment is None:
+        raise NotFound(not_found)
+    permissions.require(user, permissions.READ, comment, not_found=not_found)
+    return comment
+
+
+@dataclass
+class Lineage:
+    """Where a version came from: its run (with params, metrics, tags), experiment and logged model.
+
+    Parts the user may not read are left out (None), as if they were not there.
+    """
+
+    version: ModelVersion
+    run: object | None = None  # tracking.selectors.RunData
+    experiment: object | None = None  # tracking.models.Experiment
+    logged_model: object | None = None  # tracking.selectors.LoggedModelData
+
+
+def model_version_lineage_for_user(user: User, name: str, version: int | str) -> Lineage:
+    from tracking import selectors as tracking_selectors
+
+    found = model_version_get_for_user(user, name, version)
+    lineage = Lineage(found)
+    if found.run_id:
+        try:
+            run = tracking_selectors.run_get_for_user(user, found.run_id)
+        except NotFound:
+            run = None
+        if run is not None:
+            lineage.run = tracking_selectors.run_data_load([run])[0]
+            lineage.experiment = run.experiment
+    if found.logged_model_id:
+        try:
+            logged_model = tracking_selectors.logged_model_get_for_user(user, found.logged_model_id, allow_deleted=True)
+        except NotFound:
+            logged_model = None
+        if logged_model is not None:
+            lineage.logged_model = tracking_selectors.logged_model_data_load([logged_model])[0]
+            lineage.experiment = lineage.experiment or logged_model.experiment
+    return lineage
