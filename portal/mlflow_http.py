@@ -31,7 +31,7 @@ class Params:
         self.multi = multi or {}
 
     @classmethod
-    def from_request(cls, request: HttpRequest) -> "Params":
+    def from_request(cls, request: HttpRequest) -> Params:
         if request.method == "GET":
             multi = {key: request.GET.getlist(key) for key in request.GET}
             return cls({key: values[-1] for key, values in multi.items()}, multi)

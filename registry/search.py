@@ -225,7 +225,7 @@ def _ordering(order_by: Any, fields: dict[str, str], what: str) -> list:
     columns = [fields[k.key] for k in keys]
     if len(set(columns)) != len(columns):
         raise InvalidParameter(f"Invalid order_by {order_by!r}: `order_by` contains duplicate fields")
-    return [F(column).asc() if k.ascending else F(column).desc() for column, k in zip(columns, keys)]
+    return [F(column).asc() if k.ascending else F(column).desc() for column, k in zip(columns, keys, strict=True)]
 
 
 def registered_model_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:

@@ -126,7 +126,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from django.db import NotSupportedError
 from django.db.models import Case, Exists, F, FilteredRelation, IntegerField, Lookup, OuterRef, Q, QuerySet, Value, When
@@ -178,8 +178,8 @@ _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 RUN_NAME_TAG = "mlflow.runName"
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
-Number = Union[int, float]
-ScalarValue = Union[str, int, float]
+Number = int | float
+ScalarValue = str | int | float
 
 
 # ---------------------------------------------------------------- parse results
@@ -225,7 +225,7 @@ class OrderKey:
     ascending: bool = True
 
 
-Resolver = Callable[[Union[str, None], str], Target]
+Resolver = Callable[[str | None, str], Target]
 
 
 # ---------------------------------------------------------------- scanner

@@ -3,9 +3,10 @@
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 
 from portal import permissions
 from portal.errors import InvalidParameter, NotFound
@@ -159,14 +160,37 @@ def run_lock_for_user(user: AbstractBaseUser, run_id: str) -> Run:
     return run
 
 
+class KeyValue(NamedTuple):
+    """A param or tag as the doors show it (read-only; loaded without model instances)."""
+
+    key: str
+    value: str
+
+
+class MetricPoint(NamedTuple):
+    """A metric point or latest value as the doors show it (read-only). Reads return these
+    rather than model instances: a page of runs holds thousands of them, a history 100,000,
+    and building a Django model instance per row was most of those requests' time."""
+
+    key: str
+    value: float
+    is_nan: bool
+    timestamp: int
+    step: int
+    run_id: str | None = None
+
+
+_POINT_FIELDS = ("key", "value", "is_nan", "timestamp", "step")
+
+
 @dataclass
 class RunData:
     """Everything the MLflow door shows of a run, loaded for many runs in a few queries."""
 
     run: Run
-    params: list[Param] = field(default_factory=list)
-    tags: list[RunTag] = field(default_factory=list)
-    metrics: list[LatestMetric] = field(default_factory=list)
+    params: list[KeyValue] = field(default_factory=list)
+    tags: list[KeyValue] = field(default_factory=list)
+    metrics: list[MetricPoint] = field(default_factory=list)
     dataset_inputs: list[tuple[RunInput, list[InputTag]]] = field(default_factory=list)
     model_inputs: list[str] = field(default_factory=list)
     model_outputs: list[RunModelOutput] = field(default_factory=list)
@@ -178,12 +202,13 @@ def run_data_load(runs: list[Run], *, with_inputs: bool = True) -> list[RunData]
     ids = list(data)
     if not ids:
         return []
-    for param in Param.objects.filter(run_id__in=ids).order_by("key"):
-        data[param.run_id].params.append(param)
-    for tag in RunTag.objects.filter(run_id__in=ids).order_by("key"):
-        data[tag.run_id].tags.append(tag)
-    for metric in LatestMetric.objects.filter(run_id__in=ids).order_by("key"):
-        data[metric.run_id].metrics.append(metric)
+    for run_id, key, value in Param.objects.filter(run_id__in=ids).order_by("key").values_list("run_id", "key", "value"):
+        data[run_id].params.append(KeyValue(key, value))
+    for run_id, key, value in RunTag.objects.filter(run_id__in=ids).order_by("key").values_list("run_id", "key", "value"):
+        data[run_id].tags.append(KeyValue(key, value))
+    latest = LatestMetric.objects.filter(run_id__in=ids).order_by("key").values_list("run_id", *_POINT_FIELDS)
+    for run_id, *point in latest:
+        data[run_id].metrics.append(MetricPoint(*point))
     if with_inputs:
         inputs = list(RunInput.objects.filter(run_id__in=ids).select_related("dataset").order_by("id"))
         input_tags: dict[int, list[InputTag]] = defaultdict(list)
@@ -204,6 +229,16 @@ class RunPage:
     next_page_token: str | None
 
 
+
+def visible_experiment_ids(user: AbstractBaseUser, experiment_ids: list[str]) -> list[int]:
+    """The ids among `experiment_ids` of experiments the user may read (a malformed id is
+    INVALID_PARAMETER_VALUE; a missing or hidden one is left out, as MLflow's search does)."""
+    ids = [parse_experiment_id(e) for e in experiment_ids]
+    bad = [e for e, i in zip(experiment_ids, ids, strict=True) if i is None]
+    if bad:
+        raise InvalidParameter(f"Invalid experiment IDs: {bad}")
+    return list(experiments_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+
 def run_search_for_user(
     user: AbstractBaseUser,
     *,
@@ -217,11 +252,7 @@ def run_search_for_user(
     from tracking import search
 
     max_results = search.validate_max_results(max_results, default=1000, maximum=50000)
-    ids = [parse_experiment_id(e) for e in experiment_ids]
-    if any(i is None for i in ids):
-        bad = [e for e, i in zip(experiment_ids, ids) if i is None]
-        raise InvalidParameter(f"Invalid experiment IDs: {bad}")
-    visible_ids = list(experiments_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+    visible_ids = visible_experiment_ids(user, experiment_ids)
     queryset = view_type_filter(runs_for_user(user).filter(experiment_id__in=visible_ids), view_type)
     queryset = search.apply_run_filter(queryset, filter_string)
     queryset = search.apply_run_order(queryset, order_by)
@@ -233,35 +264,61 @@ def run_search_for_user(
 
 def metric_history_for_user(
     user: AbstractBaseUser, *, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
-) -> tuple[list[Metric], str | None]:
-    """A metric's full history, ordered by step then timestamp, paged with a keyset token."""
+) -> tuple[list[MetricPoint], str | None]:
+    """A metric's full history, ordered by step then timestamp, paged with an offset token."""
     from tracking import search
 
     run = run_get_for_user(user, run_id)
-    queryset = Metric.objects.filter(run_id=run.pk, key=key).order_by("step", "timestamp", "value", "is_nan")
+    queryset = (
+        Metric.objects.filter(run_id=run.pk, key=key)
+        .order_by("step", "timestamp", "value", "is_nan")
+        .values_list(*_POINT_FIELDS)
+    )
     offset = search.decode_page_token(page_token)
     if max_results is None:
-        return list(queryset[offset:]) if offset else list(queryset), None
+        rows = list(queryset[offset:]) if offset else list(queryset)
+        return [MetricPoint._make(row) for row in rows], None
     if max_results < 1:
         raise InvalidParameter(f"Invalid value {max_results} for parameter 'max_results': must be at least 1.")
     rows = list(queryset[offset : offset + max_results + 1])
     next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return rows[:max_results], next_token
+    return [MetricPoint._make(row) for row in rows[:max_results]], next_token
 
 
 MAX_RUNS_BULK_INTERVAL = 100
 MAX_RESULTS_PER_RUN = 2500
 
 
+def _sample_indexes(count: int, max_results: int) -> list[int]:
+    """Positions of at most `max_results` of `count` ordered items, spread evenly, always
+    keeping the first and last."""
+    if count <= max_results:
+        return list(range(count))
+    if max_results == 1:
+        return [count - 1]
+    last = count - 1
+    return sorted({round(i * last / (max_results - 1)) for i in range(max_results)})
+
+
 def _sample_steps(steps: list[int], max_results: int) -> list[int]:
     """At most `max_results` steps spread evenly over `steps`, always keeping the first and last."""
-    if len(steps) <= max_results:
-        return steps
-    if max_results == 1:
-        return [steps[-1]]
-    last = len(steps) - 1
-    picked = {round(i * last / (max_results - 1)) for i in range(max_results)}
-    return [steps[i] for i in sorted(picked)]
+    return [steps[i] for i in _sample_indexes(len(steps), max_results)]
+
+
+def _sampled_history_steps(history: QuerySet, max_results: int) -> tuple[list[int], bool]:
+    """The steps of `history` sampled as _sample_steps does, and whether that is all of them.
+
+    Steps are usually contiguous (0, 1, 2, ...): then one aggregate tells them all and the
+    n-th distinct step is min + n, so a 100,000-point history is not read into Python to
+    pick 320 steps. Otherwise the distinct steps are read.
+    """
+    bounds = history.aggregate(low=Min("step"), high=Max("step"), count=Count("step", distinct=True))
+    count = bounds["count"] or 0
+    if count and bounds["high"] - bounds["low"] + 1 == count:
+        low = bounds["low"]
+        return [low + i for i in _sample_indexes(count, max_results)], count <= max_results
+    steps = list(history.order_by("step").values_list("step", flat=True).distinct())
+    return _sample_steps(steps, max_results), len(steps) <= max_results
 
 
 def metric_history_bulk_interval_for_user(
@@ -272,7 +329,7 @@ def metric_history_bulk_interval_for_user(
     start_step: int | None = None,
     end_step: int | None = None,
     max_results: int | None = None,
-) -> list[Metric]:
+) -> list[MetricPoint]:
     """A chart's view of one metric over several runs: per run, the points at up to
     `max_results` steps sampled evenly across the step range (first and last kept)."""
     if not run_ids:
@@ -291,23 +348,18 @@ def metric_history_bulk_interval_for_user(
         raise InvalidParameter(
             f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
         )
-    result: list[Metric] = []
+    result: list[MetricPoint] = []
     for run_id in dict.fromkeys(run_ids):
         run = run_get_for_user(user, run_id)
         history = Metric.objects.filter(run_id=run.pk, key=key)
         if start_step is not None:
             history = history.filter(step__gte=start_step, step__lte=end_step)
-        steps = list(history.order_by("step").values_list("step", flat=True).distinct())
-        sampled = _sample_steps(steps, max_results)
+        sampled, everything = _sampled_history_steps(history, max_results)
         if not sampled:
             continue
-        if len(sampled) == len(steps):
-            rows = history.order_by("step", "timestamp")
-        else:
-            rows = history.filter(step__in=sampled).order_by("step", "timestamp")
-        for metric in rows:
-            metric.run_id = run.pk
-            result.append(metric)
+        rows = history if everything else history.filter(step__in=sampled)
+        for row in rows.order_by("step", "timestamp").values_list(*_POINT_FIELDS):
+            result.append(MetricPoint(*row, run_id=run.pk))
     return result
 
 
@@ -393,11 +445,7 @@ def logged_model_search_for_user(
     max_results = search.validate_max_results(max_results, default=100, maximum=1000)
     if not experiment_ids:
         raise InvalidParameter("Missing value for required parameter 'experiment_ids'.")
-    ids = [parse_experiment_id(e) for e in experiment_ids]
-    if any(i is None for i in ids):
-        bad = [e for e, i in zip(experiment_ids, ids) if i is None]
-        raise InvalidParameter(f"Invalid experiment IDs: {bad}")
-    visible_ids = list(experiments_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+    visible_ids = visible_experiment_ids(user, experiment_ids)
     queryset = logged_models_for_user(user).filter(experiment_id__in=visible_ids, lifecycle_stage=LifecycleStage.ACTIVE)
     dataset_q = _logged_model_datasets_q(datasets)
     queryset = _logged_model_filter(queryset, filter_string, dataset_q)

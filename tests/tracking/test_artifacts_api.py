@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from requests import HTTPError
 
 from tracking.models import Experiment, LifecycleStage, LoggedModel, Run

@@ -28,13 +28,13 @@ from tracking.models import (
 )
 from tracking.selectors import experiment_get_for_user, logged_model_lock_for_user, run_get_for_user
 from tracking.services.experiments import ARTIFACT_SCHEME
-from tracking.services.runs import random_run_name
 from tracking.services.immutable_params import params_insert_immutable
+from tracking.services.runs import random_run_name
 from tracking.validation import (
-    validate_params,
-    validate_tags,
     MAX_PARAMS_TAGS_PER_BATCH,
     now_ms,
+    validate_params,
+    validate_tags,
 )
 
 MAX_NAME_LENGTH = 500  # LoggedModel.name

@@ -30,6 +30,7 @@ from tracking.models import (
     RunTag,
 )
 from tracking.selectors import experiment_get_for_user, run_get_for_user, run_lock_for_user
+from tracking.services.immutable_params import params_insert_immutable
 from tracking.validation import (
     INT64_MAX,
     INT64_MIN,
@@ -51,7 +52,6 @@ from tracking.validation import (
     validate_tags,
     validate_text,
 )
-from tracking.services.immutable_params import params_insert_immutable
 
 RUN_NAME_TAG = "mlflow.runName"
 
