@@ -23,6 +23,19 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On the embedded default, test in a SQLite file rather than in memory.
+
+    Django shares one in-memory connection between the live server's request threads, so
+    two requests at once (the mlflow client uploads in parallel) would interleave on one
+    connection. A file gives each thread its own connection, as in production.
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _artifact_root(tmp_path, settings):
     """Each test gets its own artifact root, so files never leak between tests."""

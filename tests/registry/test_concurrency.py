@@ -1,10 +1,10 @@
 """Version numbers when many clients register at once: distinct, consecutive, and no errors.
 
-Two setups, because the test database hides one of them:
-- the live test portal, whose request threads each have their own database connection on
-  PostgreSQL. On SQLite the test database is in memory and Django shares one connection
-  between all server threads, so concurrent transactions there would test Django's test
-  harness, not the portal: that variant is skipped on SQLite;
+Two setups:
+- the live test portal, whose request threads each have their own database connection
+  (tests/conftest.py keeps the SQLite test database in a file for that reason; the variant
+  is skipped if someone runs it on an in-memory database, where Django shares one
+  connection between all server threads);
 - a real portal in subprocesses (gunicorn, several workers with several threads) on the
   embedded default, a SQLite file, which runs on every database setting.
 """
