@@ -220,7 +220,7 @@ def get_metric_history(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"metrics": [mlflow_json.metric_json(m) for m in metrics]}
+    result: Json = {"metrics": mlflow_json.metric_rows_json(metrics)}
     if next_token:
         result["next_page_token"] = next_token
     return result

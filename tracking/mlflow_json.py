@@ -1,5 +1,6 @@
 """Tracking objects in MLflow's JSON shapes (field names from MLflow's protobuf messages)."""
 
+import math
 from typing import Any
 
 from portal.mlflow_http import double_json
@@ -46,6 +47,21 @@ def metric_json(metric: Metric | LatestMetric, *, run_id: str | None = None) -> 
     if run_id:
         data["run_id"] = run_id
     return data
+
+
+def metric_rows_json(rows: list[tuple]) -> list[dict[str, Any]]:
+    """(key, value, is_nan, timestamp, step) rows as Metric messages; the hot loop of a
+    100,000-point history, so finite values skip double_json."""
+    isfinite = math.isfinite
+    return [
+        {
+            "key": key,
+            "value": value if isfinite(value) and not is_nan else ("NaN" if is_nan else double_json(value)),
+            "timestamp": timestamp,
+            "step": step,
+        }
+        for key, value, is_nan, timestamp, step in rows
+    ]
 
 
 def metric_row_json(key: str, value: float, is_nan: bool, timestamp: int, step: int) -> dict[str, Any]:

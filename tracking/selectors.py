@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 
 from portal import permissions
@@ -262,10 +263,22 @@ def run_search_for_user(
     return RunPage(run_data_load(rows[:max_results]), next_token)
 
 
+def _raw_rows(queryset: QuerySet) -> list[tuple]:
+    """A values_list queryset's rows as the driver returns them, in one fetch: no per-row
+    converters (SQLite's booleans stay 0/1) and no fetching in chunks of 100."""
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def metric_history_for_user(
     user: AbstractBaseUser, *, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
-) -> tuple[list[MetricPoint], str | None]:
-    """A metric's full history, ordered by step then timestamp, paged with an offset token."""
+) -> tuple[list[tuple], str | None]:
+    """A metric's full history, ordered by step then timestamp, paged with an offset token.
+
+    Rows are plain (key, value, is_nan, timestamp, step) tuples, MetricPoint's fields in
+    order (MetricPoint(*row) gives one): a page holds up to 25,000 of them."""
     from tracking import search
 
     run = run_get_for_user(user, run_id)
@@ -276,13 +289,12 @@ def metric_history_for_user(
     )
     offset = search.decode_page_token(page_token)
     if max_results is None:
-        rows = list(queryset[offset:]) if offset else list(queryset)
-        return [MetricPoint._make(row) for row in rows], None
+        return _raw_rows(queryset[offset:] if offset else queryset), None
     if max_results < 1:
         raise InvalidParameter(f"Invalid value {max_results} for parameter 'max_results': must be at least 1.")
-    rows = list(queryset[offset : offset + max_results + 1])
+    rows = _raw_rows(queryset[offset : offset + max_results + 1])
     next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return [MetricPoint._make(row) for row in rows[:max_results]], next_token
+    return rows[:max_results], next_token
 
 
 MAX_RUNS_BULK_INTERVAL = 100

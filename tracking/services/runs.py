@@ -265,6 +265,35 @@ ON CONFLICT DO NOTHING
 """
 _HISTORY_ROWS_PER_STATEMENT = 500
 
+# On PostgreSQL one short statement with one array per column: psycopg parses a query's
+# placeholders in Python and caches only short queries, so a 500-row VALUES list cost more
+# in the driver (about 9,000 placeholders split per 1,000 points) than in the database.
+_HISTORY_INSERT_POSTGRES = """
+INSERT INTO tracking_metric (run_id, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
+SELECT %s, * FROM unnest(
+    %s::varchar[], %s::double precision[], %s::boolean[], %s::bigint[], %s::bigint[],
+    %s::varchar[], %s::varchar[], %s::varchar[]
+)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _history_insert_postgres(cursor, run: Run, points: list[MetricPoint]) -> None:
+    cursor.execute(
+        _HISTORY_INSERT_POSTGRES,
+        [
+            run.pk,
+            [p.key for p in points],
+            [p.stored_value for p in points],
+            [p.is_nan for p in points],
+            [p.timestamp for p in points],
+            [p.step for p in points],
+            [p.model_id for p in points],
+            [p.dataset_name for p in points],
+            [p.dataset_digest for p in points],
+        ],
+    )
+
 
 def _metrics_write(run: Run, points: list[MetricPoint]) -> None:
     """Append points to the history and move each key's latest value forward.
@@ -275,13 +304,16 @@ def _metrics_write(run: Run, points: list[MetricPoint]) -> None:
     if not points:
         return
     with connection.cursor() as cursor:
-        for start in range(0, len(points), _HISTORY_ROWS_PER_STATEMENT):
-            chunk = points[start : start + _HISTORY_ROWS_PER_STATEMENT]
-            args: list[Any] = []
-            for p in chunk:
-                args += [run.pk, p.key, p.stored_value, p.is_nan, p.timestamp, p.step, p.model_id, p.dataset_name, p.dataset_digest]
-            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-            cursor.execute(_HISTORY_INSERT.format(rows=rows), args)
+        if connection.vendor == "postgresql":
+            _history_insert_postgres(cursor, run, points)
+        else:
+            for start in range(0, len(points), _HISTORY_ROWS_PER_STATEMENT):
+                chunk = points[start : start + _HISTORY_ROWS_PER_STATEMENT]
+                args: list[Any] = []
+                for p in chunk:
+                    args += [run.pk, p.key, p.stored_value, p.is_nan, p.timestamp, p.step, p.model_id, p.dataset_name, p.dataset_digest]
+                rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                cursor.execute(_HISTORY_INSERT.format(rows=rows), args)
         latest = _latest_per_key(points)
         args = []
         for p in latest:

@@ -1,0 +1,859 @@
+"""The issue's workloads, each run against every target in both connection modes.
+
+For each workload and mode the targets are measured one after the other (portal with a
+token, portal with HTTP Basic, MLflow), so both servers see the same machine load. Every
+loop is bounded by a count and by a time cap; a workload that answers with errors is
+recorded as failed and the harness moves on.
+"""
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import data
+from client import AJAX, API, ARTIFACTS, ApiError, Client, Target, artifact_root, create_experiment, create_run
+from report import Failed, Sheet
+from report import Target as Goal
+from servers import REPO, log
+
+MODES = (("fresh", False), ("keep-alive", True))
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    ingest_runs: int  # one writer
+    ingest_runs_per_writer: int  # eight writers
+    ingest_seconds: float  # time cap of one ingest measurement
+    limit_runs: int  # direct bulk inserts
+    search_main: int  # runs for the full search suite (the issue's 2,000)
+    search_sizes: tuple  # growth curve
+    history_steps: int
+    registry_versions: int
+    artifact_files: int  # 1 MB files
+    artifact_big_mb: int
+    load_seconds: float  # reads under write load
+    reps: int  # most repetitions of one latency measurement
+    rep_seconds: float  # time cap of one latency measurement (at least MIN_REPS are taken)
+    auth_mlflow: bool  # also measure MLflow's basic-auth app
+
+
+SCALES = {
+    "tiny": Scale("tiny", 2, 1, 10, 2, 100, (100,), 2_000, 3, 2, 2, 1.0, 5, 1.0, False),
+    "small": Scale("small", 5, 2, 15, 20, 2_000, (2_000,), 20_000, 20, 20, 100, 3.0, 20, 1.0, True),
+    "medium": Scale("medium", 20, 5, 60, 50, 2_000, (1_000, 2_000, 10_000), 100_000, 100, 50, 100, 10.0, 50, 8.0, True),
+    "large": Scale("large", 40, 10, 120, 100, 2_000, (1_000, 2_000, 10_000, 100_000), 100_000, 100, 50, 100, 20.0, 100, 20.0, True),
+}
+MIN_REPS = 3
+
+W_INGEST = "1 ingest"
+W_SEARCH = "2 search"
+W_HISTORY = "3 history"
+W_REGISTRY = "4 registry"
+W_ARTIFACTS = "5 artifacts"
+W_LOAD = "6 reads under write load"
+W_KEEPALIVE = "7 keep-alive"
+
+
+@dataclass
+class Bench:
+    """Everything a workload needs: targets, sizes, the sheet to write into."""
+
+    backend: str
+    scale: Scale
+    sheet: Sheet
+    targets: list  # [Target]: portal_token, portal_basic, mlflow
+    sampler: object  # servers.MemorySampler
+    workdir: Path
+    portal_env: dict
+    mlflow_uri: str
+    stop: threading.Event
+    notes: list = field(default_factory=list)
+    state: dict = field(default_factory=dict)  # ids shared between workloads, per server
+
+    def target(self, name: str) -> Target:
+        return next(t for t in self.targets if t.name == name)
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def repeat(bench: Bench, fn, *, reps: int | None = None, seconds: float | None = None) -> list[float]:
+    """Call fn (which returns seconds) up to `reps` times, stopping after `seconds` once
+    MIN_REPS samples are in."""
+    reps = reps or bench.scale.reps
+    seconds = seconds if seconds is not None else bench.scale.rep_seconds
+    times: list[float] = []
+    start = time.monotonic()
+    while len(times) < reps and (len(times) < MIN_REPS or time.monotonic() - start < seconds):
+        bench.check_stop()
+        times.append(fn())
+    return times
+
+
+def attempt(fn):
+    """fn() or a Failed carrying the first error."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error of the server under test is a result
+        return Failed(str(exc)[:300])
+
+
+def put_latency(bench, workload, label, variant, times, *, p50_goal=None, p95_goal=None, unit_s=False, p95=True):
+    """Rows `<label> p50` and `<label> p95` in ms (or s), or failed."""
+    unit = "s" if unit_s else "ms"
+    scale = 1 if unit_s else 1000
+    if isinstance(times, Failed):
+        bench.sheet.put(workload, f"{label} p50", variant, times, unit, p50_goal, note=f"{variant}: {times.reason}")
+        if p95:
+            bench.sheet.put(workload, f"{label} p95", variant, times, unit, p95_goal)
+        return
+    bench.sheet.put(workload, f"{label} p50", variant, statistics.median(times) * scale, unit, p50_goal)
+    if p95:
+        bench.sheet.put(workload, f"{label} p95", variant, pct(times, 0.95) * scale, unit, p95_goal)
+
+
+def server_of(target: Target) -> str:
+    return target.server
+
+
+def run_script(args: list[str], env: dict, timeout: float) -> dict:
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def direct(bench: Bench, server: str, experiment_id: str, first: int, runs: int, steps: int, per_transaction: int,
+           analyze: bool = False):  # fmt: skip
+    """Start direct.py for one server; returns the Popen (collect with finish_direct)."""
+    args = [sys.executable, str(BENCH_DIR / "direct.py"), server, "--experiment-id", str(experiment_id),
+            "--first", str(first), "--runs", str(runs), "--steps", str(steps), "--runs-per-transaction", str(per_transaction)]  # fmt: skip
+    if analyze:
+        args.append("--analyze")
+    env = bench.portal_env
+    if server == "mlflow":
+        args += ["--uri", bench.mlflow_uri]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_direct(process: subprocess.Popen, timeout: float) -> dict:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"direct.py failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- 1. ingest
+
+
+@dataclass
+class IngestResult:
+    runs: int
+    seconds: float
+    latencies: list  # log-batch seconds
+    errors: list
+
+    @property
+    def points_per_s(self) -> float:
+        return self.runs * data.points_per_run() / self.seconds if self.seconds else 0.0
+
+
+def ingest(bench: Bench, target: Target, keepalive: bool, experiment_id: str, *, writers: int, runs_per_writer: int,
+           first: int, seconds: float, stop: threading.Event | None = None,
+           started: threading.Event | None = None) -> IngestResult:  # fmt: skip
+    """`writers` threads, each creating runs and logging them like mlflow.log_batch + end_run.
+
+    Bodies are encoded before the clock starts; the clock covers everything from the
+    moment all writers are released until the last one is done.
+    """
+    stop = stop or bench.stop
+    # Long open-ended writers (reads under load) cycle through a pool of encoded runs.
+    pool = min(writers * runs_per_writer, 16)
+    plans = [[first + w * runs_per_writer + n for n in range(runs_per_writer)] for w in range(writers)]
+    encoded = {}
+    for n in range(pool):
+        i = plans[n % writers][n // writers]
+        encoded[i] = [data.encode(b) for b in data.log_batch_requests(i)]
+    bodies_of = {i: encoded[i] if i in encoded else None for plan in plans for i in plan}
+    keys = sorted(encoded)
+    for n, i in enumerate(sorted(bodies_of)):
+        if bodies_of[i] is None:
+            bodies_of[i] = encoded[keys[n % len(keys)]]
+    done = [0] * writers
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(writers + 1, timeout=60)
+    deadline_box = [0.0]
+
+    def writer(w: int) -> None:
+        client = Client(target, keepalive)
+        mine = []
+        try:
+            barrier.wait()
+            for i in plans[w]:
+                if stop.is_set() or time.monotonic() > deadline_box[0]:
+                    break
+                try:
+                    run_id = client.call("POST", f"{API}/runs/create", body=data.create_run_body(experiment_id, i))["run"]["info"]["run_id"]
+                    for body in bodies_of[i]:
+                        mine.append(client.timed("POST", f"{API}/runs/log-batch", body=data.with_run_id(body, run_id))[0])
+                    client.call("POST", f"{API}/runs/update", body=data.finish_run_body(run_id, i))
+                    done[w] += 1
+                except Exception as exc:  # noqa: BLE001
+                    with lock:
+                        errors.append(str(exc)[:300])
+        except threading.BrokenBarrierError:
+            pass
+        finally:
+            client.close()
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(writers)]
+    for t in threads:
+        t.start()
+    deadline_box[0] = time.monotonic() + seconds
+    barrier.wait()
+    start = time.perf_counter()
+    if started is not None:
+        started.set()
+    for t in threads:
+        t.join(timeout=seconds + 120)
+    elapsed = time.perf_counter() - start
+    return IngestResult(sum(done), elapsed, latencies, errors)
+
+
+def workload_ingest(bench: Bench) -> None:
+    s = bench.scale
+    first = 100_000  # run numbers apart from the search runs
+    for mode, keepalive in MODES:
+        for target in bench.targets:
+            bench.check_stop()
+            setup = Client(target, True)
+            exp1 = create_experiment(setup, f"ingest-1w-{mode}-{target.name}")
+            exp8 = create_experiment(setup, f"ingest-8w-{mode}-{target.name}")
+            setup.close()
+            log(f"ingest [{mode}] {target.label}")
+            one = ingest(bench, target, keepalive, exp1, writers=1, runs_per_writer=s.ingest_runs, first=first, seconds=s.ingest_seconds)
+            first += s.ingest_runs
+            eight = ingest(bench, target, keepalive, exp8, writers=8, runs_per_writer=s.ingest_runs_per_writer, first=first,
+                           seconds=s.ingest_seconds)  # fmt: skip
+            first += 8 * s.ingest_runs_per_writer
+            _put_ingest(bench, target.name, mode, one, eight)
+    if "portal_token" in [t.name for t in bench.targets]:
+        _limit(bench)
+
+
+def _put_ingest(bench: Bench, variant: str, mode: str, one: IngestResult, eight: IngestResult) -> None:
+    sheet = bench.sheet
+    for label, result in (("1 writer", one), ("8 writers", eight)):
+        if result.runs == 0:
+            failed = Failed(result.errors[0] if result.errors else "no run finished")
+            sheet.put(W_INGEST, f"{label}: metric points/s [{mode}]", variant, failed, "pts/s", note=f"{variant}: {failed.reason}")
+            continue
+        goal = Goal("ratio>=", 10) if label == "1 writer" else None
+        sheet.put(W_INGEST, f"{label}: metric points/s [{mode}]", variant, result.points_per_s, "pts/s", goal)
+        sheet.put(W_INGEST, f"{label}: runs/s [{mode}]", variant, result.runs / result.seconds, "runs/s")
+        if label == "1 writer":
+            put_latency(bench, W_INGEST, f"1 writer: log-batch [{mode}]", variant, result.latencies)
+        sheet.put(W_INGEST, f"{label}: errors [{mode}]", variant, len(result.errors), "", Goal("<=", 0),
+                  note=f"{variant}: {result.errors[0]}" if result.errors else "")  # fmt: skip
+    if one.runs and eight.runs:
+        sheet.put(W_INGEST, f"8 writers / 1 writer, points/s [{mode}]", variant, eight.points_per_s / one.points_per_s, "×",
+                  Goal(">=", 1.5))  # fmt: skip
+
+
+def _limit(bench: Bench) -> None:
+    """The same ingest rows bulk-inserted straight into the portal's database."""
+    s = bench.scale
+    setup = Client(bench.target("portal_token"), True)
+    experiment_id = create_experiment(setup, "ingest-direct-limit")
+    setup.close()
+    log(f"direct bulk inserts into the portal's database ({s.limit_runs} runs)")
+    result = attempt(lambda: finish_direct(direct(bench, "portal", experiment_id, 300_000, s.limit_runs, data.STEPS, 1), 600))
+    metric = "direct bulk insert, no HTTP (the limit): points/s"
+    if isinstance(result, Failed):
+        bench.sheet.put(W_INGEST, metric, "portal_token", result, "pts/s", note=result.reason)
+        return
+    limit = result["points"] / result["seconds"]
+    bench.sheet.put(W_INGEST, metric, "portal_token", limit, "pts/s",
+                    note="one transaction per run (run, tags, params, 1,000 history rows, latest values); the portal's "
+                    "database (COPY on PostgreSQL, multi-row INSERTs on SQLite), no HTTP, no Django ORM")  # fmt: skip
+    for variant in ("portal_token", "portal_basic"):
+        for label in ("1 writer", "8 writers"):
+            value = bench.sheet.get(W_INGEST, f"{label}: metric points/s [keep-alive]", variant)
+            if isinstance(value, (int, float)):
+                goal = Goal(">=", 0.5) if label == "1 writer" else None
+                bench.sheet.put(W_INGEST, f"{label} keep-alive ingest as a fraction of the limit", variant, value / limit, "ratio", goal)
+
+
+# ---------------------------------------------------------------- 2. search
+
+QUERIES = (
+    ("metrics.m0 > 0.5", "metrics.m0 > 0.5", []),
+    ("params.p3 = 'v3'", "params.p3 = 'v3'", []),
+    ("tags.t1 LIKE '%x%'", "tags.t1 LIKE '%x%'", []),
+    ("the three ANDed, order by metrics.m1", "metrics.m0 > 0.5 and params.p3 = 'v3' and tags.t1 LIKE '%x%'", ["metrics.m1 DESC"]),
+)
+
+
+def search_body(experiment_id: str, filter_string: str, order_by: list, max_results: int, page_token: str | None = None) -> dict:
+    """What MlflowClient.search_runs posts (empty fields are left out, as protobuf does)."""
+    body = {"experiment_ids": [experiment_id], "filter": filter_string, "run_view_type": "ACTIVE_ONLY", "max_results": max_results}
+    if order_by:
+        body["order_by"] = order_by
+    if page_token:
+        body["page_token"] = page_token
+    return body
+
+
+def paginate(client: Client, experiment_id: str, per_page: int, limit_pages: int) -> tuple[float, int]:
+    total, token, elapsed = 0, None, 0.0
+    for _ in range(limit_pages):
+        seconds, page = client.timed("POST", f"{API}/runs/search", body=search_body(experiment_id, "", [], per_page, token))
+        elapsed += seconds
+        total += len(page.get("runs", []))
+        token = page.get("next_page_token")
+        if not token:
+            break
+    return elapsed, total
+
+
+def workload_search(bench: Bench) -> None:
+    s = bench.scale
+    experiments = {}
+    for target in bench.targets:
+        if target.server not in experiments:
+            setup = Client(target, True)
+            experiments[target.server] = create_experiment(setup, "search")
+            setup.close()
+    bench.state["search_experiments"] = experiments
+    sizes = sorted(set(s.search_sizes) | {s.search_main})
+    seeded = 0
+    growth = {}  # size -> variant -> p50 seconds
+    for size in sizes:
+        bench.check_stop()
+        log(f"search: seeding both databases up to {size:,} runs")
+        processes = {srv: direct(bench, srv, experiments[srv], seeded, size - seeded, 1, 1000, analyze=True) for srv in experiments}
+        for srv, process in processes.items():
+            result = finish_direct(process, 7200)
+            log(f"  {srv}: {result['rows']:,} rows in {result['seconds']:.1f} s")
+        seeded = size
+        if size == s.search_main:
+            _search_suite(bench, experiments, size, growth)
+        else:
+            _search_growth_point(bench, experiments, size, growth)
+    _search_growth_summary(bench, sizes, growth)
+
+
+def _search_suite(bench: Bench, experiments: dict, size: int, growth: dict) -> None:
+    first_pages = {}
+    for mode, keepalive in MODES:
+        for target in bench.targets:
+            log(f"search at {size:,} runs [{mode}] {target.label}")
+            client = Client(target, keepalive)
+            experiment_id = experiments[target.server]
+            for label, filter_string, order_by in QUERIES:
+                body = search_body(experiment_id, filter_string, order_by, 100)
+                times = attempt(lambda: repeat(bench, lambda: client.timed("POST", f"{API}/runs/search", body=body)[0]))
+                put_latency(bench, W_SEARCH, f"{label}, 100/page, {size:,} runs [{mode}]", target.name, times,
+                            p95_goal=Goal("ratio<=", 0.1))  # fmt: skip
+                if label.startswith("the three") and not isinstance(times, Failed):
+                    page = attempt(lambda: client.call("POST", f"{API}/runs/search", body=body))
+                    if not isinstance(page, Failed):
+                        first_pages[target.name] = [r["data"].get("metrics") for r in page.get("runs", [])]
+                    if keepalive:
+                        growth.setdefault(size, {})[target.name] = statistics.median(times)
+            pages = attempt(lambda: repeat(bench, lambda: paginate(client, experiment_id, 1000, size // 1000 + 2)[0],
+                                            reps=MIN_REPS))  # fmt: skip
+            put_latency(bench, W_SEARCH, f"full pagination, 1000/page, {size:,} runs [{mode}]", target.name, pages,
+                        unit_s=True, p95=False)  # fmt: skip
+            if mode == "keep-alive":
+                counted = attempt(lambda: paginate(client, experiment_id, 1000, size // 1000 + 2)[1])
+                if counted != size:
+                    bench.notes.append(f"search: {target.label} paged through {counted} runs, expected {size}")
+            client.close()
+    lengths = {k: len(v) for k, v in first_pages.items()}
+    if len(set(lengths.values())) > 1:
+        bench.notes.append(f"search: the ANDed query's first page differs in length between servers: {lengths}")
+
+
+def _search_growth_point(bench: Bench, experiments: dict, size: int, growth: dict) -> None:
+    label, filter_string, order_by = QUERIES[-1]
+    for target in bench.targets:
+        if target.name == "portal_basic":
+            continue
+        log(f"search growth at {size:,} runs {target.label}")
+        client = Client(target, True)
+        body = search_body(experiments[target.server], filter_string, order_by, 100)
+        times = attempt(lambda: repeat(bench, lambda: client.timed("POST", f"{API}/runs/search", body=body)[0]))
+        client.close()
+        goal = Goal("<=", 150) if (size >= 100_000 and bench.backend == "postgres") else None
+        put_latency(bench, W_SEARCH, f"growth: ANDed query, {size:,} runs [keep-alive]", target.name, times, p95_goal=goal)
+        if not isinstance(times, Failed):
+            growth.setdefault(size, {})[target.name] = statistics.median(times)
+
+
+def _search_growth_summary(bench: Bench, sizes: list, growth: dict) -> None:
+    if len(sizes) < 2:
+        return
+    low, high = sizes[0], sizes[-1]
+    for variant in ("portal_token", "mlflow"):
+        a, b = growth.get(low, {}).get(variant), growth.get(high, {}).get(variant)
+        if a and b:
+            exponent = math.log(b / a) / math.log(high / low)
+            bench.sheet.put(W_SEARCH, f"growth exponent of the ANDed query p50, {low:,} → {high:,} runs", variant, exponent,
+                            "", Goal("<", 1.0), note="latency ∝ runs^exponent; below 1 is sub-linear")  # fmt: skip
+
+
+# ---------------------------------------------------------------- 3. history
+
+METRIC_KEY = "loss"
+
+
+def workload_history(bench: Bench) -> None:
+    s = bench.scale
+    steps = s.history_steps
+    runs = {}
+    for target in bench.targets:
+        if target.server in runs:
+            continue
+        client = Client(target, True)
+        experiment_id = create_experiment(client, "history")
+        run_id = create_run(client, experiment_id, 0)["run_id"]
+        log(f"history: logging {steps:,} points of one metric to {target.server}")
+        elapsed = 0.0
+        result = None
+        try:
+            for start in range(0, steps, data.MAX_METRICS_PER_BATCH):
+                bench.check_stop()
+                points = [{"key": METRIC_KEY, "value": 1.0 / (step + 1), "timestamp": data.BASE_TIME_MS + step, "step": step}
+                          for step in range(start, min(start + data.MAX_METRICS_PER_BATCH, steps))]  # fmt: skip
+                elapsed += client.timed("POST", f"{API}/runs/log-batch", body={"run_id": run_id, "metrics": points, "params": [], "tags": []})[0]
+            result = steps / elapsed
+        except ApiError as exc:
+            result = Failed(str(exc))
+        client.close()
+        runs[target.server] = run_id
+        bench.sheet.put(W_HISTORY, f"write {steps:,} points of one metric, log-batch of 1,000 [keep-alive]", target.name,
+                        result, "pts/s")  # fmt: skip
+    bench.state["history_runs"] = runs
+    for mode, keepalive in MODES:
+        for target in bench.targets:
+            log(f"history reads [{mode}] {target.label}")
+            _history_reads(bench, target, mode, keepalive, runs[target.server], steps)
+
+
+def _full_history(client: Client, run_id: str, limit_pages: int = 1000) -> tuple[float, int]:
+    """What MlflowClient.get_metric_history does: pages of 25,000 until no next_page_token."""
+    total, token, elapsed = 0, None, 0.0
+    for _ in range(limit_pages):
+        params = {"run_id": run_id, "run_uuid": run_id, "metric_key": METRIC_KEY, "max_results": 25000}
+        if token:
+            params["page_token"] = token
+        seconds, page = client.timed("GET", f"{API}/metrics/get-history", params=params)
+        elapsed += seconds
+        total += len(page.get("metrics", []))
+        token = page.get("next_page_token")
+        if not token:
+            break
+    return elapsed, total
+
+
+def _history_reads(bench: Bench, target: Target, mode: str, keepalive: bool, run_id: str, steps: int) -> None:
+    client = Client(target, keepalive)
+    counts = []
+
+    def once():
+        seconds, count = _full_history(client, run_id)
+        counts.append(count)
+        return seconds
+
+    times = attempt(lambda: repeat(bench, once, reps=max(MIN_REPS, bench.scale.reps // 10)))
+    put_latency(bench, W_HISTORY, f"get-history, all {steps:,} points [{mode}]", target.name, times, unit_s=True,
+                p50_goal=Goal("ratio<=", 0.1), p95=False)  # fmt: skip
+    if counts and any(c != steps for c in counts):
+        bench.notes.append(f"history: {target.label} returned {sorted(set(counts))} points, expected {steps}")
+    for label, extra in (("whole run", {}), ("zoomed to 40-60%", {"start_step": steps * 2 // 5, "end_step": steps * 3 // 5})):
+        params = {"run_ids": run_id, "metric_key": METRIC_KEY, "max_results": 320, **extra}
+        times = attempt(lambda: repeat(bench, lambda: client.timed("GET", f"{AJAX}/metrics/get-history-bulk-interval", params=params)[0]))
+        put_latency(bench, W_HISTORY, f"get-history-bulk-interval, 320 samples, {label} [{mode}]", target.name, times,
+                    p50_goal=Goal("<=", 50))  # fmt: skip
+    client.close()
+
+
+# ---------------------------------------------------------------- 4. registry
+
+MLMODEL = b"artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n    python_version: 3.11.7\n"
+
+
+def _registry_setup(bench: Bench, target: Target) -> dict:
+    client = Client(target, True)
+    experiment_id = create_experiment(client, "registry")
+    info = create_run(client, experiment_id, 0)
+    root = artifact_root(info)
+    model_file = bench.workdir / "MLmodel"
+    model_file.write_bytes(MLMODEL)
+    client.upload(f"{ARTIFACTS}/{root}/model/MLmodel", str(model_file))
+    client.close()
+    return {"run_id": info["run_id"], "source": info["artifact_uri"].rstrip("/") + "/model"}
+
+
+def workload_registry(bench: Bench) -> None:
+    s = bench.scale
+    setups = {}
+    for target in bench.targets:
+        if target.server not in setups:
+            setups[target.server] = attempt(lambda: _registry_setup(bench, target))
+    bench.state["registry"] = {}
+    for mode, keepalive in MODES:
+        for target in bench.targets:
+            log(f"registry [{mode}] {target.label}")
+            setup = setups[target.server]
+            name = f"bench-model-{target.name}-{mode}"
+            results = _registry_ops(bench, Client(target, keepalive), name, setup, s.registry_versions)
+            for op, times in results.items():
+                put_latency(bench, W_REGISTRY, f"{op} [{mode}]", target.name, times, p50_goal=Goal("ratio<=", 1 / 3), p95=False)
+            if target.server == "mlflow" and keepalive:
+                bench.state["registry"]["mlflow"] = name
+
+
+def _registry_ops(bench: Bench, client: Client, name: str, setup, versions: int) -> dict:
+    """Each operation's latencies, or Failed with the first error. Bounded counts."""
+    ops = [
+        "registered-models/create",
+        "model-versions/create",
+        "model-versions/get",
+        "transition-stage to Staging",
+        "transition-stage to Production, archive existing",
+        "set alias",
+        "get version by alias",
+        "get-latest-versions",
+        "search model-versions by name",
+        "search registered-models",
+        "registered-models/get",
+    ]
+    if isinstance(setup, Failed):
+        return {op: setup for op in ops}
+    results: dict = {}
+    k = min(versions, 20, max(MIN_REPS, bench.scale.reps // 2))
+
+    def timed(op: str, method: str, path: str, **kwargs):
+        if isinstance(results.get(op), Failed):
+            return None
+        try:
+            seconds, answer = client.timed(method, path, **kwargs)
+        except ApiError as exc:
+            results[op] = Failed(str(exc))
+            return None
+        results.setdefault(op, []).append(seconds)
+        return answer
+
+    deadline = time.monotonic() + max(30.0, bench.scale.rep_seconds * 10)
+    timed("registered-models/create", "POST", f"{API}/registered-models/create", body={"name": name, "tags": []})
+    numbers = []
+    for _ in range(versions):
+        bench.check_stop()
+        if time.monotonic() > deadline:
+            break
+        answer = timed("model-versions/create", "POST", f"{API}/model-versions/create",
+                       body={"name": name, "source": setup["source"], "run_id": setup["run_id"], "tags": []})  # fmt: skip
+        if answer is None:
+            break
+        numbers.append(str(answer["model_version"]["version"]))
+    if not numbers:
+        failed = results.get("model-versions/create") or results.get("registered-models/create") or Failed("no version")
+        client.close()
+        return {op: results.get(op, failed) for op in ops}
+    pick = [numbers[n % len(numbers)] for n in range(k)]
+    for v in pick:
+        timed("model-versions/get", "GET", f"{API}/model-versions/get", params={"name": name, "version": v})
+    for v in pick:
+        timed("transition-stage to Staging", "POST", f"{API}/model-versions/transition-stage",
+              body={"name": name, "version": v, "stage": "Staging", "archive_existing_versions": False})  # fmt: skip
+    for v in pick[: max(MIN_REPS, k // 4)]:
+        timed("transition-stage to Production, archive existing", "POST", f"{API}/model-versions/transition-stage",
+              body={"name": name, "version": v, "stage": "Production", "archive_existing_versions": True})  # fmt: skip
+    for v in pick:
+        timed("set alias", "POST", f"{API}/registered-models/alias", body={"name": name, "alias": "champion", "version": v})
+    for _ in pick:
+        timed("get version by alias", "GET", f"{API}/registered-models/alias", params={"name": name, "alias": "champion"})
+    for _ in pick:
+        timed("get-latest-versions", "POST", f"{API}/registered-models/get-latest-versions", body={"name": name})
+    for _ in pick:
+        timed("search model-versions by name", "GET", f"{API}/model-versions/search",
+              params={"filter": f"name='{name}'", "max_results": 10000})  # fmt: skip
+    for _ in pick:
+        timed("search registered-models", "GET", f"{API}/registered-models/search",
+              params={"filter": "name LIKE 'bench-model%' AND tag.`mlflow.prompt.is_prompt` != 'true'", "max_results": 100})  # fmt: skip
+    for _ in pick:
+        timed("registered-models/get", "GET", f"{API}/registered-models/get", params={"name": name})
+    client.close()
+    return {op: results.get(op, Failed("not reached")) for op in ops}
+
+
+# ---------------------------------------------------------------- 5. artifacts
+
+
+def _make_file(path: Path, megabytes: int) -> None:
+    if path.exists() and path.stat().st_size == megabytes * 1024 * 1024:
+        return
+    with open(path, "wb") as f:
+        for _ in range(megabytes):
+            f.write(os.urandom(1024 * 1024))
+
+
+def workload_artifacts(bench: Bench) -> None:
+    s = bench.scale
+    small = bench.workdir / "one-mb.bin"
+    big = bench.workdir / f"{s.artifact_big_mb}-mb.bin"
+    _make_file(small, 1)
+    _make_file(big, s.artifact_big_mb)
+    roots = {}
+    for target in bench.targets:
+        if target.server not in roots:
+            client = Client(target, True)
+            roots[target.server] = artifact_root(create_run(client, create_experiment(client, "artifacts"), 0))
+            client.close()
+    for mode, keepalive in MODES:
+        for target in bench.targets:
+            bench.check_stop()
+            log(f"artifacts [{mode}] {target.label}")
+            client = Client(target, keepalive)
+            base = f"{ARTIFACTS}/{roots[target.server]}/{target.name}-{mode}"
+            n = s.artifact_files
+            up = attempt(lambda: sum(client.upload(f"{base}/small-{i}.bin", str(small)) for i in range(n)))
+            down = attempt(lambda: sum(client.download(f"{base}/small-{i}.bin")[0] for i in range(n)))
+            label = f"{n} × 1 MB"
+            for what, value in (("upload", up), ("download", down)):
+                rate = value if isinstance(value, Failed) else n / value
+                bench.sheet.put(W_ARTIFACTS, f"{label} {what} [{mode}]", target.name, rate, "MB/s", Goal("ratio>=", 1.0))
+            window = bench.sampler.window_start(target.server)
+            up = attempt(lambda: client.upload(f"{base}/big.bin", str(big)))
+            down = attempt(lambda: client.download(f"{base}/big.bin"))
+            growth = bench.sampler.window_end(window)
+            label = f"1 × {s.artifact_big_mb} MB"
+            for what, value in (("upload", up), ("download", down)):
+                seconds = value[0] if isinstance(value, tuple) else value
+                rate = seconds if isinstance(seconds, Failed) else s.artifact_big_mb / seconds
+                bench.sheet.put(W_ARTIFACTS, f"{label} {what} [{mode}]", target.name, rate, "MB/s", Goal("ratio>=", 1.0))
+            if isinstance(down, tuple) and down[1] != s.artifact_big_mb * 1024 * 1024:
+                bench.notes.append(f"artifacts: {target.label} returned {down[1]} bytes for the {s.artifact_big_mb} MB file")
+            bench.sheet.put(W_ARTIFACTS, f"server RSS growth while moving {label} up and down [{mode}]", target.name,
+                            growth, "MB", Goal("<=", 50))  # fmt: skip
+            client.close()
+
+
+# ---------------------------------------------------------------- 6. reads under write load
+
+
+def workload_load(bench: Bench) -> None:
+    prepared = {}
+    for target in bench.targets:
+        if target.server in prepared:
+            continue
+        client = Client(target, True)
+        experiment_id = create_experiment(client, "load-reads")
+        ingest(bench, target, True, experiment_id, writers=1, runs_per_writer=1, first=200_000, seconds=60)
+        run_id = client.call("POST", f"{API}/runs/search", body=search_body(experiment_id, "", [], 1))["runs"][0]["info"]["run_id"]
+        prepared[target.server] = (experiment_id, run_id)
+        client.close()
+    bench.state["load"] = prepared
+    first = 210_000
+    for mode, keepalive in MODES:
+        for target in bench.targets:
+            bench.check_stop()
+            experiment_id, run_id = prepared[target.server]
+            log(f"reads, idle and under 8 writers [{mode}] {target.label}")
+            reads_idle(bench, target, mode, keepalive, experiment_id, run_id)
+            client = Client(target, True)
+            write_exp = create_experiment(client, f"load-writes-{target.name}-{mode}")
+            client.close()
+            _reads_under_load(bench, target, mode, keepalive, experiment_id, run_id, write_exp, first)
+            first += 8 * 1000
+
+
+def _read_calls(experiment_id: str, run_id: str):
+    return (
+        ("runs/get", f"{API}/runs/get", {"run_id": run_id, "run_uuid": run_id}),
+        ("experiments/get", f"{API}/experiments/get", {"experiment_id": experiment_id}),
+    )
+
+
+def reads_idle(bench: Bench, target: Target, mode: str, keepalive: bool, experiment_id: str, run_id: str) -> None:
+    client = Client(target, keepalive)
+    for name, path, params in _read_calls(experiment_id, run_id):
+        times = attempt(lambda: repeat(bench, lambda: client.timed("GET", path, params=params)[0]))
+        put_latency(bench, W_LOAD, f"idle: {name} [{mode}]", target.name, times)
+    client.close()
+
+
+def _reads_under_load(bench, target, mode, keepalive, experiment_id, run_id, write_exp, first) -> None:
+    s = bench.scale
+    stop_writers = threading.Event()
+    started = threading.Event()
+    box = {}
+
+    def writers():
+        box["result"] = ingest(bench, target, True, write_exp, writers=8, runs_per_writer=1000, first=first,
+                               seconds=s.load_seconds + 30, stop=stop_writers, started=started)  # fmt: skip
+
+    thread = threading.Thread(target=writers, daemon=True)
+    thread.start()
+    started.wait(timeout=60)
+    time.sleep(min(1.0, s.load_seconds / 4))  # let the writers get going
+    client = Client(target, keepalive)
+    calls = _read_calls(experiment_id, run_id)
+    times = {name: [] for name, _, _ in calls}
+    errors = []
+    deadline = time.monotonic() + s.load_seconds
+    n = 0
+    while time.monotonic() < deadline and n < 100_000 and not bench.stop.is_set():
+        name, path, params = calls[n % len(calls)]
+        n += 1
+        try:
+            times[name].append(client.timed("GET", path, params=params)[0])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(str(exc)[:300])
+    stop_writers.set()
+    client.close()
+    thread.join(timeout=120)
+    result: IngestResult | None = box.get("result")
+    for name, values in times.items():
+        value = values if values else Failed(errors[0] if errors else "no read finished")
+        put_latency(bench, W_LOAD, f"under load: {name} [{mode}]", target.name, value, p95_goal=Goal("ratio<=", 1 / 3))
+    if result is not None:
+        bench.sheet.put(W_LOAD, f"writers meanwhile: metric points/s [{mode}]", target.name, result.points_per_s, "pts/s")
+        bench.sheet.put(W_LOAD, f"writer + reader errors [{mode}]", target.name, len(result.errors) + len(errors), "",
+                        Goal("<=", 0), note=f"{target.name}: {(result.errors + errors)[0]}" if (result.errors or errors) else "")  # fmt: skip
+
+
+# ---------------------------------------------------------------- MLflow's basic-auth app, reduced
+
+
+def workload_mlflow_auth(bench: Bench, target: Target) -> None:
+    """A reduced set of the rows above, for MLflow's basic-auth app on the same store."""
+    s = bench.scale
+    log(f"reduced workloads {target.label}")
+    experiment_id, run_id = bench.state["load"]["mlflow"]
+    for mode, keepalive in MODES:
+        reads_idle(bench, target, mode, keepalive, experiment_id, run_id)
+    client = Client(target, True)
+    exp = create_experiment(client, "ingest-1w-keep-alive-auth")
+    client.close()
+    one = ingest(bench, target, True, exp, writers=1, runs_per_writer=max(2, s.ingest_runs // 2), first=400_000,
+                 seconds=s.ingest_seconds)  # fmt: skip
+    if one.runs:
+        bench.sheet.put(W_INGEST, "1 writer: metric points/s [keep-alive]", target.name, one.points_per_s, "pts/s")
+        bench.sheet.put(W_INGEST, "1 writer: runs/s [keep-alive]", target.name, one.runs / one.seconds, "runs/s")
+        put_latency(bench, W_INGEST, "1 writer: log-batch [keep-alive]", target.name, one.latencies)
+    client = Client(target, True)
+    search_exp = bench.state["search_experiments"]["mlflow"]
+    label, filter_string, order_by = QUERIES[-1]
+    body = search_body(search_exp, filter_string, order_by, 100)
+    times = attempt(lambda: repeat(bench, lambda: client.timed("POST", f"{API}/runs/search", body=body)[0], reps=MIN_REPS))
+    put_latency(bench, W_SEARCH, f"{label}, 100/page, {s.search_main:,} runs [keep-alive]", target.name, times)
+    history_run = bench.state["history_runs"]["mlflow"]
+    params = {"run_ids": history_run, "metric_key": METRIC_KEY, "max_results": 320}
+    times = attempt(lambda: repeat(bench, lambda: client.timed("GET", f"{AJAX}/metrics/get-history-bulk-interval", params=params)[0]))
+    put_latency(bench, W_HISTORY, "get-history-bulk-interval, 320 samples, whole run [keep-alive]", target.name, times)
+    model = bench.state.get("registry", {}).get("mlflow")
+    if model:
+        times = attempt(lambda: repeat(bench, lambda: client.timed("GET", f"{API}/registered-models/get", params={"name": model})[0]))
+        put_latency(bench, W_REGISTRY, "registered-models/get [keep-alive]", target.name, times, p95=False)
+    client.close()
+    workload_keepalive(bench, [target])
+
+
+# ---------------------------------------------------------------- 7. keep-alive
+
+
+def workload_keepalive(bench: Bench, targets: list | None = None) -> None:
+    """Reused connection against fresh connection for the same request, interleaved
+    (fresh, reused, fresh, ...) so that both see the same machine load."""
+    s = bench.scale
+    setups = bench.state.setdefault("keepalive", {})
+    for target in targets or bench.targets:
+        if target.server not in setups:
+            client = Client(target, True)
+            experiment_id = create_experiment(client, f"keep-alive-{target.server}")
+            setups[target.server] = (experiment_id, create_run(client, experiment_id, 0)["run_id"])
+            client.close()
+        experiment_id, run_id = setups[target.server]
+        calls = [
+            ("runs/get", "GET", f"{API}/runs/get", {"run_id": run_id, "run_uuid": run_id}, None),
+            ("experiments/get", "GET", f"{API}/experiments/get", {"experiment_id": experiment_id}, None),
+            ("log-batch of 10 metrics", "POST", f"{API}/runs/log-batch", None, "log-batch"),
+        ]
+        search_experiment = bench.state.get("search_experiments", {}).get(target.server)
+        if search_experiment is None and target.server == "mlflow_auth":
+            search_experiment = bench.state.get("search_experiments", {}).get("mlflow")
+        if search_experiment is not None:
+            label, filter_string, order_by = QUERIES[-1]
+            calls.append(("search, the three ANDed", "POST", f"{API}/runs/search", None,
+                          search_body(search_experiment, filter_string, order_by, 100)))  # fmt: skip
+        log(f"keep-alive against fresh connections {target.label}")
+        reused, fresh = Client(target, True), Client(target, False)
+        step = [0]
+
+        def body_of(body):
+            if body != "log-batch":
+                return body
+            step[0] += 1
+            metrics = [{"key": f"k{k}", "value": 0.5, "timestamp": data.BASE_TIME_MS + step[0], "step": step[0]} for k in range(10)]
+            return {"run_id": run_id, "metrics": metrics, "params": [], "tags": []}
+
+        for name, method, path, params, body in calls:
+            times = {"fresh": [], "keep-alive": []}
+            failed = None
+            try:
+                reused.timed(method, path, params=params, body=body_of(body))  # open the reused connection first
+            except ApiError as exc:
+                failed = Failed(str(exc))
+            started = time.monotonic()
+            for n in range(s.reps):
+                if failed is not None or (n >= MIN_REPS and time.monotonic() - started > 2 * s.rep_seconds):
+                    break
+                bench.check_stop()
+                try:
+                    times["fresh"].append(fresh.timed(method, path, params=params, body=body_of(body))[0])
+                    times["keep-alive"].append(reused.timed(method, path, params=params, body=body_of(body))[0])
+                except ApiError as exc:
+                    failed = Failed(str(exc))
+                    break
+            for mode in ("fresh", "keep-alive"):
+                put_latency(bench, W_KEEPALIVE, f"{name} [{mode}]", target.name, failed or times[mode], p95=False)
+            if failed is None:
+                ratio = statistics.median(times["keep-alive"]) / statistics.median(times["fresh"])
+                bench.sheet.put(W_KEEPALIVE, f"{name}: keep-alive p50 / fresh p50", target.name, ratio, "×", Goal("<=", 1.05))
+            else:
+                bench.sheet.put(W_KEEPALIVE, f"{name}: keep-alive p50 / fresh p50", target.name, failed, "×", Goal("<=", 1.05))
+        reused.close()
