@@ -20,9 +20,10 @@ Services call `require` and `can`; selectors call `visible`. Doors never decide 
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, QuerySet
-from guardian.shortcuts import assign_perm
+from guardian.utils import get_user_obj_perms_model
 
 from portal.errors import NotFound, PermissionDenied
 
@@ -111,11 +112,20 @@ def visible(user: User, queryset: QuerySet) -> QuerySet:
 
 
 def grant_owner(obj: Model, user: User) -> None:
-    """Give the creator of a root object every grant on it. Call inside the creating transaction."""
+    """Give the creator of a root object every grant on it. Call inside the creating transaction.
+
+    The three grants are written in one insert into the root's direct permission table
+    (two queries, where guardian's assign_perm takes six per grant); granting again is a no-op.
+    """
     if not is_active_user(user):
         return
-    for action in (READ, EDIT, MANAGE):
-        assign_perm(_codename(obj, action), user, obj)
+    codenames = [_codename(obj, action).partition(".")[2] for action in (READ, EDIT, MANAGE)]
+    permissions = Permission.objects.filter(content_type=ContentType.objects.get_for_model(obj), codename__in=codenames)
+    grant_model = get_user_obj_perms_model(obj)
+    grant_model.objects.bulk_create(
+        [grant_model(permission=permission, user=user, content_object=obj) for permission in permissions],
+        ignore_conflicts=True,
+    )
 
 
 def _describe(obj: Any) -> str:
