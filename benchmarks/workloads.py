@@ -8,6 +8,7 @@ recorded as failed and the harness moves on.
 
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -185,70 +186,92 @@ class IngestResult:
         return self.runs * data.points_per_run() / self.seconds if self.seconds else 0.0
 
 
-def ingest(bench: Bench, target: Target, keepalive: bool, experiment_id: str, *, writers: int, runs_per_writer: int,
-           first: int, seconds: float, stop: threading.Event | None = None,
-           started: threading.Event | None = None) -> IngestResult:  # fmt: skip
-    """`writers` threads, each creating runs and logging them like mlflow.log_batch + end_run.
+# Writers are separate processes, each with its own HTTP session: threads would share one
+# GIL with each other and with the reader that times requests under load, so the client's
+# own CPU would cap throughput and inflate the reader's latencies, the more so the faster
+# the server. 'spawn' rather than 'fork': the parent runs threads (the memory sampler).
+SPAWN = multiprocessing.get_context("spawn")
+ENCODED_RUNS = 16  # distinct runs each writer encodes; longer writers cycle through them
 
-    Bodies are encoded before the clock starts; the clock covers everything from the
-    moment all writers are released until the last one is done.
-    """
-    stop = stop or bench.stop
-    # Long open-ended writers (reads under load) cycle through a pool of encoded runs.
-    pool = min(writers * runs_per_writer, 16)
-    plans = [[first + w * runs_per_writer + n for n in range(runs_per_writer)] for w in range(writers)]
-    encoded = {}
-    for n in range(pool):
-        i = plans[n % writers][n // writers]
-        encoded[i] = [data.encode(b) for b in data.log_batch_requests(i)]
-    bodies_of = {i: encoded[i] if i in encoded else None for plan in plans for i in plan}
-    keys = sorted(encoded)
-    for n, i in enumerate(sorted(bodies_of)):
-        if bodies_of[i] is None:
-            bodies_of[i] = encoded[keys[n % len(keys)]]
-    done = [0] * writers
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(writers + 1, timeout=60)
-    deadline_box = [0.0]
 
-    def writer(w: int) -> None:
-        client = Client(target, keepalive)
-        mine = []
+def _writer(target: Target, keepalive: bool, experiment_id: str, runs: list, seconds: float, barrier, stop, results) -> None:
+    """One writer process: creates runs and logs them like mlflow.log_batch + end_run,
+    then puts (runs finished, log-batch seconds, errors) on `results`."""
+    encoded = [[data.encode(b) for b in data.log_batch_requests(i)] for i in runs[:ENCODED_RUNS]]
+    client = Client(target, keepalive)
+    done, latencies, errors = 0, [], []
+    try:
+        barrier.wait()
+        deadline = time.monotonic() + seconds
+        for n, i in enumerate(runs):
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            try:
+                run_id = client.call("POST", f"{API}/runs/create", body=data.create_run_body(experiment_id, i))["run"]["info"]["run_id"]
+                for body in encoded[n % len(encoded)]:
+                    latencies.append(client.timed("POST", f"{API}/runs/log-batch", body=data.with_run_id(body, run_id))[0])
+                client.call("POST", f"{API}/runs/update", body=data.finish_run_body(run_id, i))
+                done += 1
+            except Exception as exc:  # noqa: BLE001
+                errors.append(str(exc)[:300])
+    except (threading.BrokenBarrierError, KeyboardInterrupt):
+        pass
+    finally:
+        client.close()
+        results.put((done, latencies, errors))
+
+
+class Writers:
+    """`count` writer processes, released together once each has encoded its bodies; the
+    clock runs from their release until the last one is done (finish()). stop.set() ends
+    them early, at their next run."""
+
+    def __init__(self, target: Target, keepalive: bool, experiment_id: str, *, count: int, runs_per_writer: int,
+                 first: int, seconds: float):  # fmt: skip
+        self.seconds = seconds
+        self.stop = SPAWN.Event()
+        self.results = SPAWN.Queue()
+        barrier = SPAWN.Barrier(count + 1, timeout=120)
+        self.processes = [
+            SPAWN.Process(target=_writer, daemon=True, args=(
+                target, keepalive, experiment_id, list(range(first + w * runs_per_writer, first + (w + 1) * runs_per_writer)),
+                seconds, barrier, self.stop, self.results))  # fmt: skip
+            for w in range(count)
+        ]
+        for process in self.processes:
+            process.start()
         try:
             barrier.wait()
-            for i in plans[w]:
-                if stop.is_set() or time.monotonic() > deadline_box[0]:
-                    break
-                try:
-                    run_id = client.call("POST", f"{API}/runs/create", body=data.create_run_body(experiment_id, i))["run"]["info"]["run_id"]
-                    for body in bodies_of[i]:
-                        mine.append(client.timed("POST", f"{API}/runs/log-batch", body=data.with_run_id(body, run_id))[0])
-                    client.call("POST", f"{API}/runs/update", body=data.finish_run_body(run_id, i))
-                    done[w] += 1
-                except Exception as exc:  # noqa: BLE001
-                    with lock:
-                        errors.append(str(exc)[:300])
-        except threading.BrokenBarrierError:
-            pass
-        finally:
-            client.close()
-            with lock:
-                latencies.extend(mine)
+        except BaseException:
+            self._end(terminate=True)
+            raise
+        self.start = time.perf_counter()
 
-    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(writers)]
-    for t in threads:
-        t.start()
-    deadline_box[0] = time.monotonic() + seconds
-    barrier.wait()
-    start = time.perf_counter()
-    if started is not None:
-        started.set()
-    for t in threads:
-        t.join(timeout=seconds + 120)
-    elapsed = time.perf_counter() - start
-    return IngestResult(sum(done), elapsed, latencies, errors)
+    def finish(self) -> IngestResult:
+        """Wait for every writer's report (set stop first to end open-ended writers)."""
+        terminate = True
+        try:
+            outcomes = [self.results.get(timeout=self.seconds + 120) for _ in self.processes]
+            elapsed = time.perf_counter() - self.start
+            terminate = False
+        finally:
+            self._end(terminate)
+        done, latencies, errors = zip(*outcomes, strict=True)
+        return IngestResult(sum(done), elapsed, [t for ts in latencies for t in ts], [e for es in errors for e in es])
+
+    def _end(self, terminate: bool) -> None:
+        for process in self.processes:
+            if terminate:
+                process.terminate()
+            process.join()
+
+
+def ingest(target: Target, keepalive: bool, experiment_id: str, *, writers: int, runs_per_writer: int, first: int,
+           seconds: float) -> IngestResult:  # fmt: skip
+    """`writers` writer processes, each creating and logging `runs_per_writer` runs (or
+    until `seconds` have passed). Bodies are encoded before the clock starts."""
+    return Writers(target, keepalive, experiment_id, count=writers, runs_per_writer=runs_per_writer, first=first,
+                   seconds=seconds).finish()  # fmt: skip
 
 
 def workload_ingest(bench: Bench) -> None:
@@ -262,9 +285,9 @@ def workload_ingest(bench: Bench) -> None:
             exp8 = create_experiment(setup, f"ingest-8w-{mode}-{target.name}")
             setup.close()
             log(f"ingest [{mode}] {target.label}")
-            one = ingest(bench, target, keepalive, exp1, writers=1, runs_per_writer=s.ingest_runs, first=first, seconds=s.ingest_seconds)
+            one = ingest(target, keepalive, exp1, writers=1, runs_per_writer=s.ingest_runs, first=first, seconds=s.ingest_seconds)
             first += s.ingest_runs
-            eight = ingest(bench, target, keepalive, exp8, writers=8, runs_per_writer=s.ingest_runs_per_writer, first=first,
+            eight = ingest(target, keepalive, exp8, writers=8, runs_per_writer=s.ingest_runs_per_writer, first=first,
                            seconds=s.ingest_seconds)  # fmt: skip
             first += 8 * s.ingest_runs_per_writer
             _put_ingest(bench, target.name, mode, one, eight)
@@ -682,7 +705,7 @@ def workload_load(bench: Bench) -> None:
             continue
         client = Client(target, True)
         experiment_id = create_experiment(client, "load-reads")
-        ingest(bench, target, True, experiment_id, writers=1, runs_per_writer=1, first=200_000, seconds=60)
+        ingest(target, True, experiment_id, writers=1, runs_per_writer=1, first=200_000, seconds=60)
         run_id = client.call("POST", f"{API}/runs/search", body=search_body(experiment_id, "", [], 1))["runs"][0]["info"]["run_id"]
         prepared[target.server] = (experiment_id, run_id)
         client.close()
@@ -718,42 +741,32 @@ def reads_idle(bench: Bench, target: Target, mode: str, keepalive: bool, experim
 
 def _reads_under_load(bench, target, mode, keepalive, experiment_id, run_id, write_exp, first) -> None:
     s = bench.scale
-    stop_writers = threading.Event()
-    started = threading.Event()
-    box = {}
-
-    def writers():
-        box["result"] = ingest(bench, target, True, write_exp, writers=8, runs_per_writer=1000, first=first,
-                               seconds=s.load_seconds + 30, stop=stop_writers, started=started)  # fmt: skip
-
-    thread = threading.Thread(target=writers, daemon=True)
-    thread.start()
-    started.wait(timeout=60)
-    time.sleep(min(1.0, s.load_seconds / 4))  # let the writers get going
-    client = Client(target, keepalive)
+    writers = Writers(target, True, write_exp, count=8, runs_per_writer=1000, first=first, seconds=s.load_seconds + 30)
     calls = _read_calls(experiment_id, run_id)
     times = {name: [] for name, _, _ in calls}
     errors = []
-    deadline = time.monotonic() + s.load_seconds
-    n = 0
-    while time.monotonic() < deadline and n < 100_000 and not bench.stop.is_set():
-        name, path, params = calls[n % len(calls)]
-        n += 1
-        try:
-            times[name].append(client.timed("GET", path, params=params)[0])
-        except Exception as exc:  # noqa: BLE001
-            errors.append(str(exc)[:300])
-    stop_writers.set()
-    client.close()
-    thread.join(timeout=120)
-    result: IngestResult | None = box.get("result")
+    try:
+        time.sleep(min(1.0, s.load_seconds / 4))  # let the writers get going
+        client = Client(target, keepalive)
+        deadline = time.monotonic() + s.load_seconds
+        n = 0
+        while time.monotonic() < deadline and n < 100_000 and not bench.stop.is_set():
+            name, path, params = calls[n % len(calls)]
+            n += 1
+            try:
+                times[name].append(client.timed("GET", path, params=params)[0])
+            except Exception as exc:  # noqa: BLE001
+                errors.append(str(exc)[:300])
+        client.close()
+    finally:
+        writers.stop.set()
+        result = writers.finish()
     for name, values in times.items():
         value = values if values else Failed(errors[0] if errors else "no read finished")
         put_latency(bench, W_LOAD, f"under load: {name} [{mode}]", target.name, value, p95_goal=Goal("ratio<=", 1 / 3))
-    if result is not None:
-        bench.sheet.put(W_LOAD, f"writers meanwhile: metric points/s [{mode}]", target.name, result.points_per_s, "pts/s")
-        bench.sheet.put(W_LOAD, f"writer + reader errors [{mode}]", target.name, len(result.errors) + len(errors), "",
-                        Goal("<=", 0), note=f"{target.name}: {(result.errors + errors)[0]}" if (result.errors or errors) else "")  # fmt: skip
+    bench.sheet.put(W_LOAD, f"writers meanwhile: metric points/s [{mode}]", target.name, result.points_per_s, "pts/s")
+    bench.sheet.put(W_LOAD, f"writer + reader errors [{mode}]", target.name, len(result.errors) + len(errors), "",
+                    Goal("<=", 0), note=f"{target.name}: {(result.errors + errors)[0]}" if (result.errors or errors) else "")  # fmt: skip
 
 
 # ---------------------------------------------------------------- MLflow's basic-auth app, reduced
@@ -769,7 +782,7 @@ def workload_mlflow_auth(bench: Bench, target: Target) -> None:
     client = Client(target, True)
     exp = create_experiment(client, "ingest-1w-keep-alive-auth")
     client.close()
-    one = ingest(bench, target, True, exp, writers=1, runs_per_writer=max(2, s.ingest_runs // 2), first=400_000,
+    one = ingest(target, True, exp, writers=1, runs_per_writer=max(2, s.ingest_runs // 2), first=400_000,
                  seconds=s.ingest_seconds)  # fmt: skip
     if one.runs:
         bench.sheet.put(W_INGEST, "1 writer: metric points/s [keep-alive]", target.name, one.points_per_s, "pts/s")

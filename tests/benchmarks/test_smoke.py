@@ -18,7 +18,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "run.py"
-WORKLOADS = {"search": "2 search", "history": "3 history", "registry": "4 registry", "keepalive": "7 keep-alive"}
+WORKLOADS = {
+    "search": "2 search",
+    "history": "3 history",
+    "registry": "4 registry",
+    "load": "6 reads under write load",  # also runs the writer processes
+    "keepalive": "7 keep-alive",
+}
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("DATABASE_URL")), reason="the benchmark starts its own SQLite servers: embedded leg only"
