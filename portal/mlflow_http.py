@@ -163,7 +163,9 @@ double_json = numbers.double_json
 
 
 def json_response(data: dict[str, Any], status: int = 200) -> HttpResponse:
-    body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    # Answers are trees built fresh for each request, so json's check for reference cycles
+    # (an id() lookup per dict and list: a page of runs has thousands) is skipped.
+    body = json.dumps(data, separators=(",", ":"), allow_nan=False, check_circular=False)
     return HttpResponse(body, status=status, content_type="application/json")
 
 

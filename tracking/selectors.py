@@ -198,18 +198,24 @@ class RunData:
 
 
 def run_data_load(runs: list[Run], *, with_inputs: bool = True) -> list[RunData]:
-    """Params, tags, latest metrics and inputs of `runs`: one query per kind, not per run."""
+    """Params, tags, latest metrics and inputs of `runs`: one query per kind, not per run.
+
+    A page of 100 runs holds thousands of params, tags and metrics, so those are read as
+    plain rows (_raw_rows), in the order of their (run, key) unique index: each run's
+    values come sorted by key without the database sorting them."""
     data = {run.pk: RunData(run) for run in runs}
     ids = list(data)
     if not ids:
         return []
-    for run_id, key, value in Param.objects.filter(run_id__in=ids).order_by("key").values_list("run_id", "key", "value"):
+    params = Param.objects.filter(run_id__in=ids).order_by("run_id", "key").values_list("run_id", "key", "value")
+    for run_id, key, value in _raw_rows(params):
         data[run_id].params.append(KeyValue(key, value))
-    for run_id, key, value in RunTag.objects.filter(run_id__in=ids).order_by("key").values_list("run_id", "key", "value"):
+    tags = RunTag.objects.filter(run_id__in=ids).order_by("run_id", "key").values_list("run_id", "key", "value")
+    for run_id, key, value in _raw_rows(tags):
         data[run_id].tags.append(KeyValue(key, value))
-    latest = LatestMetric.objects.filter(run_id__in=ids).order_by("key").values_list("run_id", *_POINT_FIELDS)
-    for run_id, *point in latest:
-        data[run_id].metrics.append(MetricPoint(*point))
+    latest = LatestMetric.objects.filter(run_id__in=ids).order_by("run_id", "key").values_list("run_id", *_POINT_FIELDS)
+    for run_id, key, value, is_nan, timestamp, step in _raw_rows(latest):
+        data[run_id].metrics.append(MetricPoint(key, value, is_nan, timestamp, step))
     if with_inputs:
         inputs = list(RunInput.objects.filter(run_id__in=ids).select_related("dataset").order_by("id"))
         input_tags: dict[int, list[InputTag]] = defaultdict(list)

@@ -52,6 +52,37 @@ def test_nan_and_infinities_round_trip(portal, experiment_id):
     assert math.isnan(client.get_metric_history(run.info.run_id, "nan")[0].value)
 
 
+def test_runs_json_carries_nan_and_infinities_as_strings_and_keys_in_order(portal, alice, experiment_id):
+    client = portal.client()
+    run = client.create_run(experiment_id)
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(k, v, now, 0) for k, v in [("z", 0.5), ("nan", math.nan), ("pinf", math.inf), ("ninf", -math.inf)]
+    ]
+    client.log_batch(
+        run_id,
+        metrics=metrics,
+        params=[Param("b", "2"), Param("a", "1")],
+        tags=[RunTag("y", "2"), RunTag("x", "1")],
+    )
+    session = portal.session(alice)
+    got = session.get(f"{portal.url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}).json()["run"]
+    found = session.post(
+        f"{portal.url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id], "max_results": 10}
+    ).json()["runs"]
+    assert [r["info"]["run_id"] for r in found] == [run_id]
+    for data in (got["data"], found[0]["data"]):
+        assert [(m["key"], m["value"]) for m in data["metrics"]] == [
+            ("nan", "NaN"),
+            ("ninf", "-Infinity"),
+            ("pinf", "Infinity"),
+            ("z", 0.5),
+        ]
+        assert data["params"] == [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]
+        assert [t["key"] for t in data["tags"] if not t["key"].startswith("mlflow.")] == ["x", "y"]
+
+
 def test_summary_metric_is_the_highest_step_not_the_last_logged(portal, experiment_id):
     client = portal.client()
     run = client.create_run(experiment_id)
@@ -102,6 +133,10 @@ def test_log_batch_is_all_or_nothing(portal, experiment_id):
         ({"metrics": [{"key": "m", "value": "abc", "timestamp": 0, "step": 0}]}, "expected a double"),
         ({"metrics": [{"key": "m", "value": 1, "timestamp": -5, "step": 0}]}, "at least 0"),
         ({"metrics": [{"key": "m", "value": 1, "step": 0}]}, "timestamp"),
+        ({"metrics": [{"key": "m", "value": 1, "timestamp": True, "step": 0}]}, "timestamp of metric 'm'"),
+        ({"metrics": [{"key": "m", "value": 1, "timestamp": 2**63, "step": 0}]}, "out of 64-bit range"),
+        ({"metrics": [{"key": "m", "value": 1, "timestamp": 0, "step": -(2**63) - 1}]}, "step of metric 'm'"),
+        ({"metrics": [{"key": "m", "value": 1, "timestamp": 0, "step": 1.5}]}, "step of metric 'm'"),
     ],
 )
 def test_log_batch_limits_and_bad_values(portal, alice, experiment_id, body, fragment):

@@ -193,13 +193,6 @@ class MetricPoint:
         self.dataset_digest = dataset_digest
 
 
-def _int64_fast(value: Any, name: str, *, allow_none: bool, minimum: int | None = None) -> int | None:
-    # The common case (a plain int in range) without the general parser's overhead.
-    if type(value) is int and INT64_MIN <= value <= INT64_MAX and (minimum is None or value >= minimum):
-        return value
-    return validate_int64(value, name, allow_none=allow_none, minimum=minimum)
-
-
 def _validated_metrics(metrics: list[dict]) -> list[MetricPoint]:
     points = []
     keys: dict[Any, str] = {}  # a batch repeats few keys many times: validate each once
@@ -213,8 +206,14 @@ def _validated_metrics(metrics: list[dict]) -> list[MetricPoint]:
         value = item.get("value")
         if type(value) is not float:
             value = validate_metric_value(value, key)
-        timestamp = _int64_fast(item.get("timestamp"), f"timestamp of metric '{key}'", allow_none=False, minimum=0)
-        step = _int64_fast(item.get("step"), f"step of metric '{key}'", allow_none=True)
+        # The common case, a plain int in range, is checked here; anything else (and the
+        # error message naming the metric) goes through the general parser.
+        timestamp = item.get("timestamp")
+        if not (type(timestamp) is int and 0 <= timestamp <= INT64_MAX):
+            timestamp = validate_int64(timestamp, f"timestamp of metric '{key}'", allow_none=False, minimum=0)
+        step = item.get("step")
+        if not (type(step) is int and INT64_MIN <= step <= INT64_MAX):
+            step = validate_int64(step, f"step of metric '{key}'", allow_none=True)
         model_id = item.get("model_id") or None
         if model_id is not None and not isinstance(model_id, str):
             raise InvalidParameter(f"Invalid model_id {model_id!r} of metric '{key}'.")
@@ -263,7 +262,6 @@ INSERT INTO tracking_metric (run_id, key, value, is_nan, timestamp, step, model_
 VALUES {rows}
 ON CONFLICT DO NOTHING
 """
-_HISTORY_ROWS_PER_STATEMENT = 500
 
 # On PostgreSQL one short statement with one array per column: psycopg parses a query's
 # placeholders in Python and caches only short queries, so a 500-row VALUES list cost more
@@ -298,8 +296,8 @@ def _history_insert_postgres(cursor, run: Run, points: list[MetricPoint]) -> Non
 def _metrics_write(run: Run, points: list[MetricPoint]) -> None:
     """Append points to the history and move each key's latest value forward.
 
-    Plain multi-row INSERTs (the ORM's bulk_create spends more time compiling SQL than the
-    database spends writing); ON CONFLICT DO NOTHING skips points already in the history.
+    Plain INSERTs (the ORM's bulk_create spends more time compiling SQL than the database
+    spends writing); ON CONFLICT DO NOTHING skips points already in the history.
     """
     if not points:
         return
@@ -307,15 +305,17 @@ def _metrics_write(run: Run, points: list[MetricPoint]) -> None:
         if connection.vendor == "postgresql":
             _history_insert_postgres(cursor, run, points)
         else:
-            for start in range(0, len(points), _HISTORY_ROWS_PER_STATEMENT):
-                chunk = points[start : start + _HISTORY_ROWS_PER_STATEMENT]
-                args: list[Any] = []
-                for p in chunk:
-                    args += [run.pk, p.key, p.stored_value, p.is_nan, p.timestamp, p.step, p.model_id, p.dataset_name, p.dataset_digest]
-                rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-                cursor.execute(_HISTORY_INSERT.format(rows=rows), args)
+            # One short statement run for every point: SQLite prepares it once, and Django
+            # rewrites its placeholders once rather than 9,000 of them per 1,000 points.
+            cursor.executemany(
+                _HISTORY_INSERT.format(rows="(%s, %s, %s, %s, %s, %s, %s, %s, %s)"),
+                [
+                    (run.pk, p.key, p.stored_value, p.is_nan, p.timestamp, p.step, p.model_id, p.dataset_name, p.dataset_digest)
+                    for p in points
+                ],
+            )
         latest = _latest_per_key(points)
-        args = []
+        args: list[Any] = []
         for p in latest:
             args += [run.pk, p.key, p.stored_value, p.is_nan, p.timestamp, p.step]
         rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(latest))
