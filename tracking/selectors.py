@@ -236,7 +236,6 @@ class RunPage:
     next_page_token: str | None
 
 
-
 def visible_experiment_ids(user: AbstractBaseUser, experiment_ids: list[str]) -> list[int]:
     """The ids among `experiment_ids` of experiments the user may read (a malformed id is
     INVALID_PARAMETER_VALUE; a missing or hidden one is left out, as MLflow's search does)."""
@@ -245,6 +244,7 @@ def visible_experiment_ids(user: AbstractBaseUser, experiment_ids: list[str]) ->
     if bad:
         raise InvalidParameter(f"Invalid experiment IDs: {bad}")
     return list(experiments_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+
 
 def run_search_for_user(
     user: AbstractBaseUser,
