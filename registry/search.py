@@ -46,34 +46,16 @@ from tracking.search import (
     Comparison,
     OrderKey,
     Target,
-    decode_page_token,
-    encode_page_token,
     integer_condition,
     parse_filter,
     parse_order_by,
     string_condition,
-    validate_max_results,
 )
 
 _TAG_ENTITIES = {"tag", "tags"}
 _ATTRIBUTE_ENTITIES = {"attribute", "attributes", "attr"}
 _TAG_COMPARATORS = STRING_COMPARATORS | NULL_COMPARATORS
 _TIMESTAMPS = ("creation_timestamp", "last_updated_timestamp")
-
-
-# ---------------------------------------------------------------- paging (tracking.search's tokens)
-
-
-def max_results_validated(max_results: Any, *, default: int, maximum: int) -> int:
-    return validate_max_results(max_results, default=default, maximum=maximum)
-
-
-def page_token_encode(offset: int) -> str:
-    return encode_page_token(offset)
-
-
-def page_token_decode(token: str | None) -> int:
-    return decode_page_token(token)
 
 
 # ---------------------------------------------------------------- resolvers

@@ -21,6 +21,7 @@ from registry.models import (
     Stage,
     StageTransition,
 )
+from tracking.search import page_of, validate_max_results
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -229,13 +230,11 @@ def registered_model_search_for_user(
 ) -> RegisteredModelPage:
     from registry import search
 
-    max_results = search.max_results_validated(max_results, default=100, maximum=1000)
+    max_results = validate_max_results(max_results, default=100, maximum=1000)
     queryset = search.registered_model_filter(registered_models_for_user(user).select_related("owner"), filter_string)
     queryset = search.registered_model_order(queryset, order_by)
-    offset = search.page_token_decode(page_token)
-    rows = list(queryset[offset : offset + max_results + 1])
-    next_token = search.page_token_encode(offset + max_results) if len(rows) > max_results else None
-    return RegisteredModelPage(registered_model_data_load(rows[:max_results]), next_token)
+    rows, next_token = page_of(queryset, page_token, max_results)
+    return RegisteredModelPage(registered_model_data_load(rows), next_token)
 
 
 def model_version_search_for_user(
@@ -248,14 +247,12 @@ def model_version_search_for_user(
 ) -> ModelVersionPage:
     from registry import search
 
-    max_results = search.max_results_validated(max_results, default=10000, maximum=200_000)
+    max_results = validate_max_results(max_results, default=10000, maximum=200_000)
     queryset = model_versions_for_user(user).select_related("registered_model", "owner")
     queryset = search.model_version_filter(queryset, filter_string)
     queryset = search.model_version_order(queryset, order_by)
-    offset = search.page_token_decode(page_token)
-    rows = list(queryset[offset : offset + max_results + 1])
-    next_token = search.page_token_encode(offset + max_results) if len(rows) > max_results else None
-    return ModelVersionPage(model_version_data_load(rows[:max_results]), next_token)
+    rows, next_token = page_of(queryset, page_token, max_results)
+    return ModelVersionPage(model_version_data_load(rows), next_token)
 
 
 # ---------------------------------------------------------------- history, comments, lineage

@@ -937,6 +937,16 @@ def decode_page_token(token: str | None) -> int:
     return offset
 
 
+def page_of(queryset, page_token: str | None, max_results: int, *, fetch=list) -> tuple[list, str | None]:
+    """One page of an ordered `queryset`: the rows after the token's offset, at most
+    `max_results` of them, and the next page's token (None on the last page). `fetch`
+    turns the sliced queryset into rows (list, or a raw-row reader)."""
+    offset = decode_page_token(page_token)
+    rows = fetch(queryset[offset : offset + max_results + 1])
+    next_token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return rows[:max_results], next_token
+
+
 def validate_max_results(value: Any, default: int, maximum: int) -> int:
     """`value` as a page size: `default` when None, else an integer from 1 to `maximum`."""
     if value is None:

@@ -122,10 +122,7 @@ def experiment_search_for_user(
     queryset = view_type_filter(experiments_for_user(user), view_type)
     queryset = search.apply_experiment_filter(queryset, filter_string)
     queryset = search.apply_experiment_order(queryset, order_by)
-    offset = search.decode_page_token(page_token)
-    rows = list(queryset[offset : offset + max_results + 1])
-    next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    experiments = rows[:max_results]
+    experiments, next_token = search.page_of(queryset, page_token, max_results)
     return ExperimentPage(experiments, experiment_tags(e.pk for e in experiments), next_token)
 
 
@@ -263,10 +260,8 @@ def run_search_for_user(
     queryset = view_type_filter(runs_for_user(user).filter(experiment_id__in=visible_ids), view_type)
     queryset = search.apply_run_filter(queryset, filter_string)
     queryset = search.apply_run_order(queryset, order_by)
-    offset = search.decode_page_token(page_token)
-    rows = list(queryset[offset : offset + max_results + 1])
-    next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return RunPage(run_data_load(rows[:max_results]), next_token)
+    runs, next_token = search.page_of(queryset, page_token, max_results)
+    return RunPage(run_data_load(runs), next_token)
 
 
 def _raw_rows(queryset: QuerySet) -> list[tuple]:
@@ -298,9 +293,7 @@ def metric_history_for_user(
         return _raw_rows(queryset[offset:] if offset else queryset), None
     if max_results < 1:
         raise InvalidParameter(f"Invalid value {max_results} for parameter 'max_results': must be at least 1.")
-    rows = _raw_rows(queryset[offset : offset + max_results + 1])
-    next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return rows[:max_results], next_token
+    return search.page_of(queryset, page_token, max_results, fetch=_raw_rows)
 
 
 MAX_RUNS_BULK_INTERVAL = 100
@@ -468,10 +461,8 @@ def logged_model_search_for_user(
     dataset_q = _logged_model_datasets_q(datasets)
     queryset = _logged_model_filter(queryset, filter_string, dataset_q)
     queryset = _logged_model_order(queryset, order_by)
-    offset = search.decode_page_token(page_token)
-    rows = list(queryset[offset : offset + max_results + 1])
-    next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return LoggedModelPage(logged_model_data_load(rows[:max_results]), next_token)
+    models, next_token = search.page_of(queryset, page_token, max_results)
+    return LoggedModelPage(logged_model_data_load(models), next_token)
 
 
 # SearchLoggedModels' attribute names (and their aliases) -> LoggedModel fields.
