@@ -162,6 +162,14 @@ def parse_double(value: Any, name: str) -> float:
 double_json = numbers.double_json
 
 
+def page_json(key: str, items: list, next_page_token: str | None) -> dict[str, Any]:
+    """A search answer: `items` under `key`, and `next_page_token` only when there is a next page."""
+    result: dict[str, Any] = {key: items}
+    if next_page_token:
+        result["next_page_token"] = next_page_token
+    return result
+
+
 def json_response(data: dict[str, Any], status: int = 200) -> HttpResponse:
     # Answers are trees built fresh for each request, so json's check for reference cycles
     # (an id() lookup per dict and list: a page of runs has thousands) is skipped.

@@ -10,7 +10,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import path
 
-from portal.mlflow_http import Params, mlflow_endpoint
+from portal.mlflow_http import Params, mlflow_endpoint, page_json
 from registry import mlflow_json, selectors, services
 
 Json = dict[str, Any]
@@ -68,10 +68,8 @@ def search_registered_models(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"registered_models": [mlflow_json.registered_model_json(d) for d in page.models]}
-    if page.next_page_token:
-        result["next_page_token"] = page.next_page_token
-    return result
+    models = [mlflow_json.registered_model_json(d) for d in page.models]
+    return page_json("registered_models", models, page.next_page_token)
 
 
 def get_latest_versions(request: HttpRequest, params: Params) -> Json:
@@ -174,10 +172,7 @@ def search_model_versions(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"model_versions": [mlflow_json.model_version_json(d) for d in page.versions]}
-    if page.next_page_token:
-        result["next_page_token"] = page.next_page_token
-    return result
+    return page_json("model_versions", [mlflow_json.model_version_json(d) for d in page.versions], page.next_page_token)
 
 
 def transition_stage(request: HttpRequest, params: Params) -> Json:

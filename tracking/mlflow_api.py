@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.urls import path
 
 from portal.errors import InvalidParameter
-from portal.mlflow_http import Params, mlflow_endpoint
+from portal.mlflow_http import Params, mlflow_endpoint, page_json
 from tracking import mlflow_json, selectors
 from tracking.services import experiments as experiment_services
 from tracking.services import runs as run_services
@@ -54,10 +54,8 @@ def search_experiments(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"experiments": [mlflow_json.experiment_json(e, page.tags[e.pk]) for e in page.experiments]}
-    if page.next_page_token:
-        result["next_page_token"] = page.next_page_token
-    return result
+    experiments = [mlflow_json.experiment_json(e, page.tags[e.pk]) for e in page.experiments]
+    return page_json("experiments", experiments, page.next_page_token)
 
 
 def update_experiment(request: HttpRequest, params: Params) -> Json:
@@ -202,10 +200,7 @@ def search_runs(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"runs": [mlflow_json.run_json(data) for data in page.runs]}
-    if page.next_page_token:
-        result["next_page_token"] = page.next_page_token
-    return result
+    return page_json("runs", [mlflow_json.run_json(data) for data in page.runs], page.next_page_token)
 
 
 # ---------------------------------------------------------------- metrics
@@ -220,10 +215,7 @@ def get_metric_history(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"metrics": mlflow_json.metric_rows_json(metrics)}
-    if next_token:
-        result["next_page_token"] = next_token
-    return result
+    return page_json("metrics", mlflow_json.metric_rows_json(metrics), next_token)
 
 
 def get_metric_history_bulk_interval(request: HttpRequest, params: Params) -> Json:

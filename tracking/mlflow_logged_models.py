@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from portal import routes
 from portal.errors import InvalidParameter, PortalError
-from portal.mlflow_http import Params, error_response, mlflow_endpoint
+from portal.mlflow_http import Params, error_response, mlflow_endpoint, page_json
 from tracking import mlflow_json, selectors
 from tracking.services import artifacts as artifact_services
 from tracking.services import logged_models as logged_model_services
@@ -73,10 +73,7 @@ def search_logged_models(request: HttpRequest, params: Params) -> Json:
         max_results=params.int("max_results"),
         page_token=params.str("page_token"),
     )
-    result: Json = {"models": [mlflow_json.logged_model_json(data) for data in page.models]}
-    if page.next_page_token:
-        result["next_page_token"] = page.next_page_token
-    return result
+    return page_json("models", [mlflow_json.logged_model_json(data) for data in page.models], page.next_page_token)
 
 
 def set_logged_model_tags(request: HttpRequest, params: Params, model_id: str) -> Json:
