@@ -8,9 +8,15 @@ from portal import routes
 from portal.auth import WWW_AUTHENTICATE, user_from_authorization
 from portal.errors import Unauthenticated
 
+# The Authorization header (tokens, HTTP Basic) opens the API doors only; pages need a
+# signed-in session, so a leaked token is never a web session (token list, admin).
+HEADER_PREFIXES = ("/api/", "/ajax-api/")
 # The MLflow door authenticates by header only. Ignoring the session cookie there means a
 # page on another site can never ride a signed-in browser into the JSON API (no CSRF).
 HEADER_ONLY_PREFIXES = ("/api/2.0/", "/api/3.0/", "/ajax-api/")
+# The native API authenticates through DRF (header or session, with CSRF for sessions),
+# once, in its own authentication classes: the middleware leaves request.user alone there.
+NATIVE_API_PREFIX = "/api/v1/"
 
 
 def unauthenticated_response(message: str) -> HttpResponse:
@@ -25,12 +31,16 @@ def is_api_path(path: str) -> bool:
 
 
 class ApiAuthenticationMiddleware:
-    """Sets request.user from an Authorization header (Bearer token or HTTP Basic)."""
+    """Sets request.user from an Authorization header (Bearer token or HTTP Basic) on the
+    API doors; on pages the header is ignored."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        path = request.path
+        if path.startswith(NATIVE_API_PREFIX) or not path.startswith(HEADER_PREFIXES):
+            return self.get_response(request)
         header = request.META.get("HTTP_AUTHORIZATION")
         if header:
             try:
@@ -38,7 +48,7 @@ class ApiAuthenticationMiddleware:
             except Unauthenticated as exc:
                 return unauthenticated_response(exc.message)
             request.authenticated_by_header = True
-        elif request.path.startswith(HEADER_ONLY_PREFIXES):
+        elif path.startswith(HEADER_ONLY_PREFIXES):
             request.user = AnonymousUser()
         return self.get_response(request)
 
@@ -57,7 +67,9 @@ class RouteRuleMiddleware:
         rule = routes.rule_for(view_func, match.namespace if match else "")
         if rule is None:
             return HttpResponse("This route declares no access rule.", status=403, content_type="text/plain")
-        if rule in (routes.PUBLIC, routes.ADMIN_SITE):
+        # API: DRF authenticates and runs the view's permission classes (401 with
+        # WWW-Authenticate, or 403); the middleware has not seen the header there.
+        if rule in (routes.PUBLIC, routes.ADMIN_SITE, routes.API):
             return None
         user = request.user
         if not (user.is_authenticated and user.is_active):

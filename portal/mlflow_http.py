@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
@@ -33,20 +36,32 @@ class Params:
     @classmethod
     def from_request(cls, request: HttpRequest) -> Params:
         if request.method == "GET":
-            multi = {key: request.GET.getlist(key) for key in request.GET}
+            try:
+                multi = {key: request.GET.getlist(key) for key in request.GET}
+            except TooManyFieldsSent:
+                raise InvalidParameter("Too many query parameters.") from None
+            _reject_surrogates(multi)
             return cls({key: values[-1] for key, values in multi.items()}, multi)
-        body = request.body
-        if not body.strip():
-            return cls({})
-        content_type = request.content_type or ""
-        if content_type and content_type != "application/json":
-            # Requiring JSON keeps cross-site forms (which cannot send it without a CORS
-            # preflight) from reaching the API with credentials a browser remembered.
-            raise InvalidParameter(f"Expected a JSON body (Content-Type: application/json), got {content_type!r}.")
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidParameter(f"Malformed JSON request body: {exc}") from None
+            body = request.body
+        except RequestDataTooBig:
+            raise RequestTooLarge(
+                f"The request body exceeds the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+            ) from None
+        empty = not body.strip()
+        content_type = request.content_type or ""
+        # Requiring JSON keeps cross-site forms and no-cors fetches (which cannot send it
+        # without a CORS preflight) from reaching the API with credentials a browser
+        # remembered; an absent Content-Type is refused too. A browser sends those without a
+        # preflight only as POST, and then also with an empty body (runs/create needs no
+        # parameter), so an empty POST needs the header as well; the mlflow client always
+        # sends it (a JSON object, at least "{}").
+        if content_type != "application/json" and (not empty or request.method == "POST"):
+            shown = repr(content_type) if content_type else "no Content-Type"
+            raise InvalidParameter(f"Expected a JSON body (Content-Type: application/json), got {shown}.")
+        if empty:
+            return cls({})
+        data = json_body_parse(body)
         if not isinstance(data, dict):
             raise InvalidParameter("The JSON request body must be an object.")
         return cls(data)
@@ -152,6 +167,51 @@ class Params:
         return value
 
 
+class RequestTooLarge(PortalError):
+    """A request body over settings.DATA_UPLOAD_MAX_MEMORY_SIZE (artifact uploads stream and are not limited)."""
+
+    mlflow_code = "REQUEST_LIMIT_EXCEEDED"
+    http_status = 413
+
+
+# A JSON escape that may decode to half of a surrogate pair (a pair decodes to one code
+# point; a lone half cannot be encoded to UTF-8, so no database or file could store it).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_body_parse(body: bytes) -> Any:
+    """A request body as JSON: UTF-8 (RFC 8259), and no lone surrogate in any string."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidParameter(f"Malformed JSON request body: not UTF-8 ({exc}).") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InvalidParameter("Malformed JSON request body: nested too deeply.") from None
+    except ValueError as exc:
+        raise InvalidParameter(f"Malformed JSON request body: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _reject_surrogates(data)
+    return data
+
+
+def _reject_surrogates(data: Any) -> None:
+    """Walk `data` (without recursion: it may be nested deep) for strings with a lone surrogate."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise InvalidParameter("Invalid string in the request: it contains a lone surrogate (\\ud800-\\udfff).")
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
 def parse_double(value: Any, name: str) -> float:
     number = numbers.parse_double(value)
     if number is None:
@@ -184,8 +244,15 @@ def error_response(code: str, message: str, status: int) -> HttpResponse:
 Handler = Callable[..., dict[str, Any] | HttpResponse]
 
 
-def mlflow_endpoint(handlers: dict[str, Handler], *, rule: str = routes.AUTHENTICATED) -> Callable[..., HttpResponse]:
-    """A view serving one MLflow path: `handlers` maps HTTP method to handler(request, params, **kwargs)."""
+def mlflow_endpoint(
+    handlers: dict[str, Handler], *, rule: str = routes.AUTHENTICATED, parse_params: bool = True
+) -> Callable[..., HttpResponse]:
+    """A view serving one MLflow path: `handlers` maps HTTP method to handler(request, params, **kwargs).
+
+    Every view of the MLflow door answers errors this way, so every one is built here. With
+    `parse_params=False` a handler is called as handler(request, **kwargs) and the body is
+    left unread, for handlers that stream it (artifact uploads): parsing would load it whole.
+    """
 
     allowed = ", ".join(sorted(handlers))
 
@@ -199,8 +266,10 @@ def mlflow_endpoint(handlers: dict[str, Handler], *, rule: str = routes.AUTHENTI
             response["Allow"] = allowed
             return response
         try:
-            params = Params.from_request(request)
-            result = handler(request, params, **kwargs)
+            if parse_params:
+                result = handler(request, Params.from_request(request), **kwargs)
+            else:
+                result = handler(request, **kwargs)
         except PortalError as exc:
             return error_response(exc.mlflow_code, exc.message, exc.http_status)
         except Exception:

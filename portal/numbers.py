@@ -10,8 +10,13 @@ def parse_double(value: Any) -> float | None:
     """`value` as a float, or None if it is not a number."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the double range (1 followed by 400 zeros)
+            return None
     if isinstance(value, str):
         special = _SPECIAL.get(value.strip().lower())
         if special is not None:

@@ -14,8 +14,13 @@ PUBLIC = "public"  # anyone, signed in or not (login page, health check)
 AUTHENTICATED = "authenticated"  # any active signed-in user; services check objects
 STAFF = "staff"  # is_staff users
 ADMIN_SITE = "admin-site"  # Django's admin, which runs its own staff check on every view
+# The native API (/api/v1/): the view's DRF authentication and permission classes decide,
+# because DRF authenticates the Authorization header there (the middleware does not, so it
+# cannot judge). Only DRF views (APIView subclasses) may declare it: rule_for() ignores it
+# on anything else, and such a route is refused like one without a rule.
+API = "api"
 
-RULES = {PUBLIC, AUTHENTICATED, STAFF, ADMIN_SITE}
+RULES = {PUBLIC, AUTHENTICATED, STAFF, ADMIN_SITE, API}
 
 
 def route_rule(rule: str) -> Callable[[Any], Any]:
@@ -30,12 +35,22 @@ def route_rule(rule: str) -> Callable[[Any], Any]:
 
 
 def rule_for(view: Any, namespace: str = "") -> str | None:
-    """The rule that guards `view`, or None if it declares none."""
+    """The rule that guards `view`, or None if it declares none (or declares API without
+    being a DRF view)."""
+    # DRF's as_view() (APIView and every viewset action) and Django's class views keep the
+    # class on the function.
+    view_class = getattr(view, "cls", None) or getattr(view, "view_class", None)
     rule = getattr(view, "access_rule", None)
     if rule is None:
-        # DRF's as_view() and Django's class views keep the class on the function.
-        view_class = getattr(view, "cls", None) or getattr(view, "view_class", None)
         rule = getattr(view_class, "access_rule", None)
     if rule is None and namespace.split(":")[0] == "admin":
         rule = ADMIN_SITE
+    if rule == API and not _is_drf_view(view_class):
+        return None
     return rule if rule in RULES else None
+
+
+def _is_drf_view(view_class: Any) -> bool:
+    from rest_framework.views import APIView
+
+    return isinstance(view_class, type) and issubclass(view_class, APIView)

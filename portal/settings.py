@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from /static/ (no CDN)
     "guardian",
     "portal",
     "tracking",
@@ -173,6 +175,15 @@ LOGOUT_REDIRECT_URL = "login"
 GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None  # guardian: anonymous users get nothing
 
+# What a signed-in user may do on an experiment or registered model with no grant of their own
+# (MLflow's default_permission): READ (the default), USE, EDIT, MANAGE, or NONE for a
+# private-by-default portal. Private objects and explicit DENY grants ignore it.
+PORTAL_DEFAULT_PERMISSION = env_str("PORTAL_DEFAULT_PERMISSION", "READ").strip().upper()
+if PORTAL_DEFAULT_PERMISSION not in ("NONE", "READ", "USE", "EDIT", "MANAGE"):
+    raise ImproperlyConfigured(
+        f"PORTAL_DEFAULT_PERMISSION must be NONE, READ, USE, EDIT or MANAGE, not {PORTAL_DEFAULT_PERMISSION!r}"
+    )
+
 # How long a verified HTTP Basic credential is trusted without re-running the password
 # hasher. The cache entry is also bound to the user's current password hash and active
 # flag, so a password change or deactivation takes effect at once.
@@ -186,8 +197,37 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: /api/v1/docs/ is the interactive page.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.CursorPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mlportal API",
+    "DESCRIPTION": (
+        "The portal's own REST API. Authenticate with a personal API token (Bearer), HTTP Basic, "
+        "or a signed-in session (writes then need the CSRF token). Lists are cursor-paginated."
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Several fields share a name ("status", "level") with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "GrantLevelEnum": "portal.permissions.GRANT_LEVELS",
+        "LevelEnum": "portal.models.TeamDefaultGrant.Level",
+        "RunStatusEnum": "tracking.models.RunStatus",
+        "LoggedModelStatusEnum": "tracking.models.LoggedModelStatus",
+        "ModelVersionStatusEnum": "registry.models.ModelVersionStatus",
+    },
+    # The docs page loads Swagger UI from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # ---------------------------------------------------------------- Celery, cache

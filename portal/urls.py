@@ -9,6 +9,12 @@ mlflow_patterns = [
     path("", include("tracking.mlflow_artifacts_list")),
     path("", include("tracking.mlflow_logged_models")),
     path("", include("registry.mlflow_api")),
+    path("", include("portal.mlflow_auth")),
+]
+
+mlflow_v3_patterns = [
+    path("", include("tracking.mlflow_api_v3")),
+    path("", include("portal.mlflow_auth")),
 ]
 
 urlpatterns = [
@@ -19,11 +25,12 @@ urlpatterns = [
     path("accounts/tokens/", views.token_list, name="token-list"),
     path("accounts/tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("portal.api_urls")),
     path("api/2.0/mlflow/", include(mlflow_patterns)),
     path("ajax-api/2.0/mlflow/", include(mlflow_patterns)),
     path("api/2.0/mlflow-artifacts/", include("tracking.mlflow_artifacts")),
-    path("api/3.0/mlflow/", include("tracking.mlflow_api_v3")),
-    path("ajax-api/3.0/mlflow/", include("tracking.mlflow_api_v3")),
+    path("api/3.0/mlflow/", include(mlflow_v3_patterns)),
+    path("ajax-api/3.0/mlflow/", include(mlflow_v3_patterns)),
     # Deny by default for the rest of the MLflow API: a clear MLflow error, never a page.
     re_path(r"^(?:ajax-)?api/[23]\.0/[\s\S]*$", unsupported_endpoint),
 ]

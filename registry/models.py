@@ -50,10 +50,19 @@ class RegisteredModel(models.Model):
     # The highest version number ever given out. Incremented under a row lock when a version
     # is created and never decremented, so numbers are not reused after a deletion.
     last_version_number = models.PositiveIntegerField(default=0)
+    # Private: signed-in users without a grant get nothing here, whatever PORTAL_DEFAULT_PERMISSION says.
+    private = models.BooleanField(default=False)
+
+    # portal.permissions: grants live on registered models; the name of the type in grant APIs.
+    access_resource_type = "registered_model"
+    access_resource_key = "name"  # grant APIs name a registered model by its name
 
     class Meta:
+        # One row per grantee holds its level (view < use < change < manage, or deny); approve is separate.
         permissions = [
-            ("manage_registeredmodel", "Can manage registered model (grant access)"),
+            ("use_registeredmodel", "Can use registered model (MLflow's USE: reads here)"),
+            ("manage_registeredmodel", "Can manage registered model (delete, grant access)"),
+            ("deny_registeredmodel", "Is denied the registered model, whatever else is granted"),
             ("approve_transition", "Can approve stage and alias transition requests"),
         ]
 
@@ -74,6 +83,8 @@ class RegisteredModelGroupObjectPermission(GroupObjectPermissionBase):
 
 
 class RegisteredModelTag(models.Model):
+    access_parent = "registered_model"
+
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="tags")
     key = models.CharField(max_length=250)
     value = models.TextField()
@@ -93,6 +104,8 @@ class ModelVersion(models.Model):
     `mlflow-artifacts:/` URI); `storage_location` is where that resolved to in the
     portal's artifact store when the version was created, and is what clients download.
     """
+    access_parent = "registered_model"
+
 
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
@@ -118,6 +131,8 @@ class ModelVersion(models.Model):
         ]
         indexes = [
             models.Index(fields=["registered_model", "current_stage", "version"], name="model_version_stage"),
+            # Artifact reads through a registered model look versions up by their files.
+            models.Index(fields=["storage_location"], name="model_version_location"),
         ]
 
     def __str__(self) -> str:
@@ -129,6 +144,8 @@ class ModelVersion(models.Model):
 
 
 class ModelVersionTag(models.Model):
+    access_parent = "model_version"
+
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tags")
     key = models.CharField(max_length=250)
     value = models.TextField()
@@ -143,6 +160,8 @@ class ModelVersionTag(models.Model):
 
 class ModelAlias(models.Model):
     """A named pointer (`champion`) from a registered model to one of its versions."""
+    access_parent = "registered_model"
+
 
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
     alias = models.CharField(max_length=255)
@@ -166,6 +185,8 @@ class StageTransition(models.Model):
     Kept on the registered model, so the history outlives a deleted version (the row then
     keeps its `version_number`).
     """
+    access_parent = "registered_model"
+
 
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_transitions")
     model_version = models.ForeignKey(
@@ -194,6 +215,8 @@ class StageTransition(models.Model):
 
 class Comment(models.Model):
     """A Markdown comment on a registered model, or on one of its versions (`model_version` set)."""
+    access_parent = "registered_model"
+
 
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="comments")
     model_version = models.ForeignKey(

@@ -38,10 +38,10 @@ def registered_models_for_user(user: User) -> QuerySet:
 
 
 def _model_lookup(user: User, name: str, queryset: QuerySet) -> RegisteredModel:
-    model = queryset.filter(name=name).first() if isinstance(name, str) and name else None
+    lookup = validation.model_name_for_lookup(name)
+    model = queryset.filter(name=lookup).first() if lookup is not None else None
     if model is None:
         raise _model_not_found(name)
-    permissions.require(user, permissions.READ, model, not_found=str(_model_not_found(name)))
     return model
 
 
@@ -84,7 +84,6 @@ def model_version_get_for_user(user: User, name: str, version: int | str) -> Mod
     )
     if found is None:
         raise _version_not_found(name, number)
-    permissions.require(user, permissions.READ, found, not_found=str(_version_not_found(name, number)))
     return found
 
 
@@ -144,8 +143,8 @@ def latest_versions_of_models(model_ids: list[int], stages: list[str] | None = N
 def model_version_download_uri_for_user(user: User, name: str, version: int | str) -> str:
     """Where the version's files are: an `mlflow-artifacts:/` location of the portal's own store.
 
-    Downloading from it goes through the artifact proxy, which checks READ on the run or
-    logged model that holds the files, as for any run artifact.
+    Downloading from it goes through the artifact proxy, which lets the version's readers
+    read those files (version_files_readable) without any grant on the run's experiment.
     """
     found = model_version_get_for_user(user, name, version)
     if not found.storage_location:
@@ -287,7 +286,6 @@ def comment_get_for_user(user: User, comment_id: int) -> Comment:
     )
     if comment is None:
         raise NotFound(not_found)
-    permissions.require(user, permissions.READ, comment, not_found=not_found)
     return comment
 
 
@@ -326,3 +324,10 @@ def model_version_lineage_for_user(user: User, name: str, version: int | str) ->
             lineage.logged_model = tracking_selectors.logged_model_data_load([logged_model])[0]
             lineage.experiment = lineage.experiment or logged_model.experiment
     return lineage
+
+
+def version_files_readable(user: User, locations: list[str]) -> bool:
+    """Is one of `locations` (artifact-store URIs) the storage location of a version `user`
+    may read? A registered model's readers may load its versions' files without any grant
+    on the experiment they came from (tracking.services.artifacts asks this)."""
+    return permissions.visible(user, ModelVersion.objects.filter(storage_location__in=locations)).exists()

@@ -1,10 +1,10 @@
 """Registry services: every change to registered models, versions, aliases and comments.
 
-Access (portal.permissions): any signed-in user may create a registered model and becomes
-its owner. Changing a model, its tags, its aliases, its versions' stages, creating and
-deleting versions need EDIT on the registered model. A version's own description and tags
-need EDIT on the version, which its creator also has. Comments need READ; only their
-author may edit them, and their author or a superuser may delete them.
+Access (portal.permissions): any signed-in user may create a registered model and gets
+MANAGE on it. Changing a model, its tags, its aliases, its versions (stages, descriptions,
+tags) and creating versions need EDIT on the registered model; deleting the model or a
+version needs MANAGE. Comments need READ; only their author may edit them, and their
+author or a superuser may delete them.
 
 Locking: a service that changes a model or its versions locks the registered model row
 first (selectors.registered_model_lock_for_user), then version rows. Version numbers come
@@ -42,10 +42,10 @@ def _already_exists(name: str) -> AlreadyExists:
     return AlreadyExists(f"Registered Model (name={name}) already exists.")
 
 
-def _model_for_write(actor: AbstractBaseUser, name: str) -> RegisteredModel:
-    """The model row, locked, after checking that `actor` may edit it."""
+def _model_for_write(actor: AbstractBaseUser, name: str, action: str = permissions.EDIT) -> RegisteredModel:
+    """The model row, locked, after checking that `actor` may do `action` (EDIT by default) on it."""
     model = selectors.registered_model_lock_for_user(actor, name)
-    permissions.require(actor, permissions.EDIT, model)
+    permissions.require(actor, action, model)
     return model
 
 
@@ -124,7 +124,7 @@ def registered_model_delete(*, actor: AbstractBaseUser, name: str) -> None:
 
     Not idempotent, as MLflow's is not: deleting a missing model is RESOURCE_DOES_NOT_EXIST.
     """
-    model = _model_for_write(actor, name)
+    model = _model_for_write(actor, name, permissions.MANAGE)
     model.delete()
 
 
@@ -201,7 +201,7 @@ def model_version_create(
 
 
 def _version_for_write(actor: AbstractBaseUser, name: str, version: int | str) -> ModelVersion:
-    """A version the actor may edit (its creator, or an editor of the model), row locked."""
+    """A version the actor may edit (an editor of its model), row locked."""
     model = selectors.registered_model_lock_for_user(actor, name)
     found = selectors.model_version_lock(model, version)
     permissions.require(actor, permissions.EDIT, found)
@@ -224,11 +224,10 @@ def model_version_update(
 def model_version_delete(*, actor: AbstractBaseUser, name: str, version: int | str) -> None:
     """Delete a version and the aliases that point at it; its number is never given out again.
 
-    Needs EDIT on the model (not only on the version): removing a version can take a
-    stage or an alias away from everyone who deploys the model. Its stage history stays
-    with the model.
+    Needs MANAGE on the model, as in MLflow: removing a version can take a stage or an
+    alias away from everyone who deploys the model. Its stage history stays with the model.
     """
-    model = _model_for_write(actor, name)
+    model = _model_for_write(actor, name, permissions.MANAGE)
     found = selectors.model_version_lock(model, version)
     found.delete()
     _touch(model)
@@ -398,3 +397,14 @@ def comment_delete(*, actor: AbstractBaseUser, comment_id: int) -> None:
         raise PermissionDenied("Only the author of a comment (or an administrator) may delete it.")
     comment.delete()
 
+
+
+@transaction.atomic
+def registered_model_set_private(*, actor: AbstractBaseUser, name: str, private: bool) -> RegisteredModel:
+    """Make a registered model private (no access for signed-in users without a grant,
+    whatever PORTAL_DEFAULT_PERMISSION says) or not. Needs MANAGE: it decides who sees it."""
+    model = _model_for_write(actor, name, permissions.MANAGE)
+    if model.private != private:
+        model.private = private
+        model.save(update_fields=["private"])
+    return model

@@ -17,8 +17,9 @@ A prompt version (the client's prompt registry) has a placeholder source (`dummy
 `prompt-template`) and no files: see prompt_source_resolve.
 
 Everything else is INVALID_PARAMETER_VALUE: local paths, `file:`, `http(s):`, `s3:` and
-other schemes, hosts, `..` and `.` segments however they are percent-encoded, backslashes,
-control characters. A source naming a run or logged model that does not exist, or that the
+other schemes, hosts, and whatever the store's confinement rule refuses
+(tracking.paths.path_confine: `..` and `.` segments however they are percent-encoded,
+backslashes, control characters, `;`, `#`, `?`). A source naming a run or logged model that does not exist, or that the
 user may not read, is refused with the same message (nothing leaks). When `run_id` is
 given, the source must lie in that run (a logged model's source run counts); when
 `model_id` is given, the source must be that logged model.
@@ -37,23 +38,22 @@ from portal.errors import InvalidParameter, NotFound
 from registry.models import RegisteredModel, RegisteredModelTag
 from tracking import selectors as tracking_selectors
 from tracking.models import LifecycleStage, LoggedModel, LoggedModelStatus, Run
+from tracking.paths import ARTIFACT_SCHEME, path_confine, store_path
 from tracking.services import artifacts as artifact_services
 
 User = AbstractBaseUser | AnonymousUser
 
-ARTIFACT_SCHEME = "mlflow-artifacts"
 # What the client registers as the source of a prompt version (mlflow.prompt.constants):
 # a prompt's text lives in the version's tags, and there are no files.
 PROMPT_SOURCES = frozenset({"dummy-source", "prompt-template"})
 PROMPT_MODEL_TAG = "mlflow.prompt.is_prompt"
 PROMPT_TEXT_TAG = "mlflow.prompt.text"
 MAX_SOURCE_LENGTH = 1000  # ModelVersion.source
+MAX_STORAGE_LOCATION_LENGTH = 1000  # ModelVersion.storage_location
 MODEL_FILE = "MLmodel"
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#]")
-_MAX_DECODE_ROUNDS = 4
 _ACCEPTED = (
     "models:/<model_id>, models:/<name>/<version>, runs:/<run_id>/<path>, or an mlflow-artifacts:/ "
     "location of a run or logged model in this server's artifact store"
@@ -77,35 +77,14 @@ def _unresolved(source: str) -> InvalidParameter:
     return _invalid(source, "it does not name a run, logged model or model version that you can read")
 
 
-def _check_spelling(source: str) -> None:
-    """Refuse characters and segments that could escape a directory, in every decoded form."""
-    candidate = source
-    for _ in range(_MAX_DECODE_ROUNDS):
-        bad = _FORBIDDEN.search(candidate)
-        if bad:
-            raise _invalid(source, f"the character {bad.group()!r} is not allowed")
-        if any(segment in (".", "..") for segment in candidate.split("/")):
-            raise _invalid(source, "'.' and '..' path segments are not allowed")
-        decoded = urllib.parse.unquote(candidate, errors="replace") if "%" in candidate else candidate
-        if decoded == candidate:
-            return
-        candidate = decoded
-    raise _invalid(source, "too many levels of percent-encoding")
-
-
-def _store_path(uri: str) -> str | None:
-    """The store path of an `mlflow-artifacts:/<path>` URI (no host), or None for any other URI."""
-    parsed = urllib.parse.urlparse(uri or "")
-    if parsed.scheme != ARTIFACT_SCHEME or parsed.netloc or parsed.query or parsed.fragment:
-        return None
-    return parsed.path.strip("/")
-
-
 def _location(root_uri: str, relative: str, source: str) -> str:
-    root = _store_path(root_uri)
+    root = store_path(root_uri)
     if not root:
         raise _invalid(source, "its files are not in this server's artifact store")
-    return f"{ARTIFACT_SCHEME}:/{root}/{relative}" if relative else f"{ARTIFACT_SCHEME}:/{root}"
+    location = f"{ARTIFACT_SCHEME}:/{root}/{relative}" if relative else f"{ARTIFACT_SCHEME}:/{root}"
+    if len(location) > MAX_STORAGE_LOCATION_LENGTH:
+        raise _invalid(source, f"the location of its files is longer than {MAX_STORAGE_LOCATION_LENGTH} characters")
+    return location
 
 
 def _active_run(user: User, run_id: str, source: str) -> Run:
@@ -146,7 +125,7 @@ def _runs_source(user: User, source: str, path: str) -> ResolvedSource:
         # client finds it by name when loading runs:/<run>/model, and so does registration.
         logged = (
             tracking_selectors.logged_models_for_user(user)
-            .filter(source_run=run, name=relative, lifecycle_stage=LifecycleStage.ACTIVE)
+            .filter(source_run=run, experiment_id=run.experiment_id, name=relative, lifecycle_stage=LifecycleStage.ACTIVE)
             .exclude(status=LoggedModelStatus.UPLOAD_FAILED)
             .select_related("experiment", "source_run")
             .order_by("-creation_timestamp_ms", "-pk")
@@ -158,7 +137,7 @@ def _runs_source(user: User, source: str, path: str) -> ResolvedSource:
 
 
 def _has_model_file(user: User, location: str) -> bool:
-    entries = artifact_services.artifact_list(user=user, path=_store_path(location) or "")
+    entries = artifact_services.artifact_list(user=user, path=store_path(location) or "")
     return any(entry.path == MODEL_FILE and not entry.is_dir for entry in entries)
 
 
@@ -228,7 +207,7 @@ def source_resolve(
         raise InvalidParameter("Missing value for required parameter 'source'.")
     if len(source) > MAX_SOURCE_LENGTH:
         raise _invalid(source, f"longer than {MAX_SOURCE_LENGTH} characters")
-    _check_spelling(source)
+    path_confine(source, lambda why: _invalid(source, why))
     parsed = urllib.parse.urlparse(source)
     if parsed.scheme not in ("runs", "models", ARTIFACT_SCHEME):
         raise _invalid(source, f"only sources in this server's artifact store are accepted: {_ACCEPTED}")

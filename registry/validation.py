@@ -6,7 +6,7 @@ from typing import Any
 
 from portal.errors import InvalidParameter
 from registry.models import Stage
-from tracking.validation import validate_key, validate_text
+from tracking.validation import normalize_name, validate_tag, validate_tags, validate_text
 
 MAX_MODEL_NAME_LENGTH = 256  # RegisteredModel.name
 MAX_ALIAS_LENGTH = 255
@@ -28,15 +28,15 @@ def _shown(value: Any) -> str:
 
 
 def model_name_validated(name: Any, param: str = "name") -> str:
-    """A registered model name as MLflow accepts it: not blank, no '/' or ':', path-safe."""
+    """A registered model name as MLflow accepts it (not blank, no '/' or ':', path-safe),
+    normalized by the name rule experiments follow too (tracking.validation.normalize_name)."""
     if name is None or (isinstance(name, str) and not name.strip()):
         raise InvalidParameter(f"Missing value for required parameter '{param}'.")
     if not isinstance(name, str):
         raise InvalidParameter(f"Invalid value {_shown(name)} for parameter '{param}': expected a string.")
+    name = normalize_name(name, kind="model", max_length=MAX_MODEL_NAME_LENGTH)
     if "/" in name or ":" in name:
         raise InvalidParameter(f"Invalid model name '{name}'. Names cannot contain '/' or ':'.")
-    if _CONTROL.search(name):
-        raise InvalidParameter(f"Invalid model name {_shown(name)}. Names cannot contain control characters.")
     normalized = posixpath.normpath(name)
     if normalized != name or normalized == "." or normalized.startswith(".."):
         raise InvalidParameter(
@@ -44,11 +44,18 @@ def model_name_validated(name: Any, param: str = "name") -> str:
             f"certain cases, and must not resolve to other names when treated as such. This name would resolve "
             f"to {normalized!r}"
         )
-    if len(name) > MAX_MODEL_NAME_LENGTH:
-        raise InvalidParameter(
-            f"Model name had length {len(name)}, which exceeded length limit of {MAX_MODEL_NAME_LENGTH}."
-        )
     return name
+
+
+def model_name_for_lookup(name: Any) -> str | None:
+    """The name a lookup compares, normalized as model_name_validated stores it; None for a
+    name no model can have (the lookup then finds nothing, as experiments' get-by-name)."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    try:
+        return normalize_name(name, kind="model", max_length=MAX_MODEL_NAME_LENGTH)
+    except InvalidParameter:
+        return None
 
 
 def alias_validated(alias: Any) -> str:
@@ -100,22 +107,11 @@ def stage_parse(stage: Any) -> Stage:
 
 def tags_validated(tags: Any) -> dict[str, str]:
     """Tags from the wire ([{key, value}]) as a dict; the last value of a repeated key wins."""
-    if tags is None:
-        return {}
-    if not isinstance(tags, list):
-        raise InvalidParameter("Invalid value for parameter 'tags': expected a list.")
-    values: dict[str, str] = {}
-    for item in tags:
-        if not isinstance(item, dict):
-            raise InvalidParameter(f"Invalid tag {_shown(item)}: expected an object.")
-        key, value = tag_validated(item.get("key"), item.get("value"))
-        values[key] = value
-    return values
+    return validate_tags(tags, max_value_length=MAX_TAG_VALUE_LENGTH)
 
 
 def tag_validated(key: Any, value: Any) -> tuple[str, str]:
-    key = validate_key(key, "tag")
-    return key, validate_text(value, "tag", key, MAX_TAG_VALUE_LENGTH, allow_none=True)
+    return validate_tag(key, value, max_value_length=MAX_TAG_VALUE_LENGTH)
 
 
 def description_validated(description: Any) -> str:

@@ -1,7 +1,8 @@
 """MLflow door: the artifact proxy (/api/2.0/mlflow-artifacts/...).
 
-File bodies are raw bytes, not JSON, so the file route is a plain view that streams the
-request body into the store and the stored file out of it; the rest use mlflow_endpoint.
+File bodies are raw bytes, not JSON, so the file route's handlers take the request as it
+is (mlflow_endpoint with parse_params=False) and stream the body into the store and the
+stored file out of it.
 
 Multipart upload and presigned download are off (server-info says so). MLflow's proxied
 multipart hands the client presigned URLs of the cloud store; this portal reaches its store
@@ -13,19 +14,14 @@ MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD get the "not supported" answers below, on
 client falls back to the plain PUT and GET.
 """
 
-import logging
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path, re_path
-from django.views.decorators.csrf import csrf_exempt
 
-from portal import routes
-from portal.errors import InvalidParameter, PortalError
+from portal.errors import InvalidParameter
 from portal.mlflow_http import Params, error_response, json_response, mlflow_endpoint
 from tracking.services import artifacts as artifact_services
-
-logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -38,13 +34,17 @@ PRESIGNED_DOWNLOAD_UNSUPPORTED = "Presigned download is not supported for the cu
 # ---------------------------------------------------------------- one file: GET, PUT, DELETE
 
 
-def _download(request: HttpRequest, artifact_path: str) -> HttpResponse:
-    artifact = artifact_services.artifact_open(user=request.user, path=artifact_path)
+def artifact_file_response(artifact: artifact_services.ArtifactFile) -> FileResponse:
+    """A download of an opened artifact, streamed in the store's chunk size."""
     response = FileResponse(artifact.file, as_attachment=True, filename=artifact.name)
     response.block_size = artifact_services.CHUNK_SIZE
     # Artifacts are whatever users uploaded: never let a browser run one in the portal's origin.
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
+
+
+def _download(request: HttpRequest, artifact_path: str) -> HttpResponse:
+    return artifact_file_response(artifact_services.artifact_open(user=request.user, path=artifact_path))
 
 
 def _upload(request: HttpRequest, artifact_path: str) -> HttpResponse:
@@ -80,26 +80,8 @@ def _delete(request: HttpRequest, artifact_path: str) -> HttpResponse:
     return json_response({})
 
 
-_FILE_HANDLERS = {"GET": _download, "PUT": _upload, "DELETE": _delete}
-
-
-@routes.route_rule(routes.AUTHENTICATED)
-@csrf_exempt
-def artifact_file(request: HttpRequest, artifact_path: str) -> HttpResponse:
-    handler = _FILE_HANDLERS.get(request.method)
-    if handler is None:
-        allowed = ", ".join(sorted(_FILE_HANDLERS))
-        message = f"Method {request.method} is not allowed here; use {allowed}."
-        response = error_response("ENDPOINT_NOT_FOUND", message, 405)
-        response["Allow"] = allowed
-        return response
-    try:
-        return handler(request, artifact_path)
-    except PortalError as exc:
-        return error_response(exc.mlflow_code, exc.message, exc.http_status)
-    except Exception:
-        logger.exception("Unhandled error in %s %s", request.method, request.path)
-        return error_response("INTERNAL_ERROR", "Internal error; see the server log.", 500)
+# The body is the file itself: left unread for _upload to stream.
+artifact_file = mlflow_endpoint({"GET": _download, "PUT": _upload, "DELETE": _delete}, parse_params=False)
 
 
 # ---------------------------------------------------------------- listing

@@ -8,22 +8,17 @@ files through the artifact proxy (tracking/mlflow_artifacts.py); the two file ro
 go through the same artifact service, so access and path checks are the same.
 """
 
-import logging
 from typing import Any
 
 from django.http import FileResponse, HttpRequest
-from django.http.response import HttpResponseBase
 from django.urls import path
-from django.views.decorators.csrf import csrf_exempt
 
-from portal import routes
-from portal.errors import InvalidParameter, PortalError
-from portal.mlflow_http import Params, error_response, mlflow_endpoint, page_json
+from portal.errors import InvalidParameter
+from portal.mlflow_http import Params, mlflow_endpoint, page_json
 from tracking import mlflow_json, selectors
+from tracking.mlflow_artifacts import artifact_file_response
 from tracking.services import artifacts as artifact_services
 from tracking.services import logged_models as logged_model_services
-
-logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -115,35 +110,14 @@ def list_logged_model_artifacts(request: HttpRequest, params: Params, model_id: 
     return result
 
 
-@routes.route_rule(routes.AUTHENTICATED)
-@csrf_exempt
-def get_logged_model_artifact(request: HttpRequest, model_id: str) -> HttpResponseBase:
-    """One of the model's files (the MLflow UI asks for them this way).
-
-    A plain view, not mlflow_endpoint: that helper passes through HttpResponse results
-    only, and a file streams (FileResponse is a StreamingHttpResponse).
-    """
-    if request.method != "GET":
-        response = error_response("ENDPOINT_NOT_FOUND", f"Method {request.method} is not allowed here; use GET.", 405)
-        response["Allow"] = "GET"
-        return response
-    try:
-        params = Params.from_request(request)
-        model = selectors.logged_model_get_for_user(request.user, model_id, allow_deleted=True)
-        relative = artifact_services.artifact_path_clean(params.str("artifact_file_path", required=True))
-        artifact = artifact_services.artifact_open(
-            user=request.user, path=logged_model_services.logged_model_artifact_path(model, relative)
-        )
-    except PortalError as exc:
-        return error_response(exc.mlflow_code, exc.message, exc.http_status)
-    except Exception:
-        logger.exception("Unhandled error in %s %s", request.method, request.path)
-        return error_response("INTERNAL_ERROR", "Internal error; see the server log.", 500)
-    response = FileResponse(artifact.file, as_attachment=True, filename=artifact.name)
-    response.block_size = artifact_services.CHUNK_SIZE
-    # Artifacts are whatever users uploaded: never let a browser run one in the portal's origin.
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return response
+def get_logged_model_artifact(request: HttpRequest, params: Params, model_id: str) -> FileResponse:
+    """One of the model's files (the MLflow UI asks for them this way), streamed."""
+    model = selectors.logged_model_get_for_user(request.user, model_id, allow_deleted=True)
+    relative = artifact_services.artifact_path_clean(params.str("artifact_file_path", required=True))
+    artifact = artifact_services.artifact_open(
+        user=request.user, path=logged_model_services.logged_model_artifact_path(model, relative)
+    )
+    return artifact_file_response(artifact)
 
 
 urlpatterns = [
@@ -159,5 +133,5 @@ urlpatterns = [
     path("logged-models/<str:model_id>/tags/<path:tag_key>", mlflow_endpoint({"DELETE": delete_logged_model_tag})),
     path("logged-models/<str:model_id>/params", mlflow_endpoint({"POST": log_logged_model_params})),
     path("logged-models/<str:model_id>/artifacts/directories", mlflow_endpoint({"GET": list_logged_model_artifacts})),
-    path("logged-models/<str:model_id>/artifacts/files", get_logged_model_artifact),
+    path("logged-models/<str:model_id>/artifacts/files", mlflow_endpoint({"GET": get_logged_model_artifact})),
 ]

@@ -43,11 +43,24 @@ class Experiment(models.Model):
     creation_time = models.BigIntegerField()
     last_update_time = models.BigIntegerField()
     deleted_time = models.BigIntegerField(null=True, blank=True)
+    # Private: signed-in users without a grant get nothing here, whatever PORTAL_DEFAULT_PERMISSION says.
+    private = models.BooleanField(default=False)
 
     objects = ExperimentQuerySet.as_manager()
 
+    # portal.permissions: grants live on experiments; this is the name of the type in grant APIs.
+    access_resource_type = "experiment"
+    access_resource_key = "pk"  # grant APIs name an experiment by its id
+    # The Default experiment takes runs from every signed-in user, as MLflow's does (portal.permissions).
+    access_open_pk = DEFAULT_ID
+
     class Meta:
-        permissions = [("manage_experiment", "Can manage experiment (grant access)")]
+        # One row per grantee holds its level (view < use < change < manage, or deny); see portal.permissions.
+        permissions = [
+            ("use_experiment", "Can use experiment (MLflow's USE: reads here)"),
+            ("manage_experiment", "Can manage experiment (delete, grant access)"),
+            ("deny_experiment", "Is denied the experiment, whatever else is granted"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -59,7 +72,7 @@ class Experiment(models.Model):
     @property
     def is_open_to_all(self) -> bool:
         """The Default experiment takes runs from every signed-in user, as MLflow's does."""
-        return self.pk == self.DEFAULT_ID
+        return self.pk == self.access_open_pk
 
 
 class ExperimentTag(models.Model):
@@ -104,6 +117,11 @@ class Run(models.Model):
 
     objects = RunQuerySet.as_manager()
 
+    # portal.permissions: a run takes its access from its experiment; in the Default
+    # experiment its creator (owner) also has it.
+    access_parent = "experiment"
+    access_creator = "owner"
+
     class Meta:
         indexes = [
             models.Index(fields=["experiment", "lifecycle_stage", "-start_time"], name="run_exp_start"),
@@ -120,6 +138,8 @@ class Run(models.Model):
 class Param(models.Model):
     """Immutable once logged: the same value again is accepted, another value is not."""
 
+    access_parent = "run"
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
     key = models.CharField(max_length=250)
     value = models.TextField()
@@ -129,6 +149,8 @@ class Param(models.Model):
 
 
 class RunTag(models.Model):
+    access_parent = "run"
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
     key = models.CharField(max_length=250)
     value = models.TextField()
@@ -139,6 +161,8 @@ class RunTag(models.Model):
 
 class Metric(models.Model):
     """One point of a metric's history. NaN is stored as is_nan with value 0 (SQLite has no NaN)."""
+
+    access_parent = "run"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=250)
@@ -164,6 +188,8 @@ class LatestMetric(models.Model):
     """The summary value per (run, key): highest step, then latest timestamp, then largest value.
     Maintained on write so search and sort never scan history."""
 
+    access_parent = "run"
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics", db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField()
@@ -177,6 +203,8 @@ class LatestMetric(models.Model):
 
 
 class Dataset(models.Model):
+    access_parent = "experiment"
+
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=500)
     digest = models.CharField(max_length=36)
@@ -235,6 +263,10 @@ class LoggedModel(models.Model):
     )
     creation_timestamp_ms = models.BigIntegerField()
     last_updated_timestamp_ms = models.BigIntegerField()
+
+    # portal.permissions: as a run's.
+    access_parent = "experiment"
+    access_creator = "owner"
 
     class Meta:
         indexes = [models.Index(fields=["experiment", "name"], name="logged_model_exp_name")]

@@ -66,7 +66,6 @@ def experiment_get_for_user(user: AbstractBaseUser, experiment_id: str | int) ->
     experiment = experiments_for_user(user).filter(pk=pk).first() if pk is not None else None
     if experiment is None:
         raise _experiment_not_found(experiment_id)
-    permissions.require(user, permissions.READ, experiment, not_found=str(_experiment_not_found(experiment_id)))
     return experiment
 
 
@@ -76,7 +75,6 @@ def experiment_lock_for_user(user: AbstractBaseUser, experiment_id: str | int) -
     experiment = experiments_for_user(user).select_for_update().filter(pk=pk).first() if pk is not None else None
     if experiment is None:
         raise _experiment_not_found(experiment_id)
-    permissions.require(user, permissions.READ, experiment, not_found=str(_experiment_not_found(experiment_id)))
     return experiment
 
 
@@ -89,7 +87,6 @@ def experiment_get_by_name_for_user(user: AbstractBaseUser, name: str) -> Experi
     experiment = experiments_for_user(user).filter(name=normalized).first()
     if experiment is None:
         raise NotFound(message)
-    permissions.require(user, permissions.READ, experiment, not_found=message)
     return experiment
 
 
@@ -141,7 +138,6 @@ def run_get_for_user(user: AbstractBaseUser, run_id: str) -> Run:
     run = runs_for_user(user).select_related("experiment").filter(pk=run_id).first() if run_id else None
     if run is None:
         raise _run_not_found(run_id)
-    permissions.require(user, permissions.READ, run, not_found=str(_run_not_found(run_id)))
     return run
 
 
@@ -154,7 +150,6 @@ def run_lock_for_user(user: AbstractBaseUser, run_id: str) -> Run:
     )
     if run is None:
         raise _run_not_found(run_id)
-    permissions.require(user, permissions.READ, run, not_found=str(_run_not_found(run_id)))
     return run
 
 
@@ -233,14 +228,15 @@ class RunPage:
     next_page_token: str | None
 
 
-def visible_experiment_ids(user: AbstractBaseUser, experiment_ids: list[str]) -> list[int]:
-    """The ids among `experiment_ids` of experiments the user may read (a malformed id is
-    INVALID_PARAMETER_VALUE; a missing or hidden one is left out, as MLflow's search does)."""
+def visible_in_experiments(user: AbstractBaseUser, queryset: QuerySet, experiment_ids: list[str]) -> QuerySet:
+    """`queryset` (runs or logged models) narrowed to the experiments `experiment_ids` and to
+    what the user may read there (a malformed id is INVALID_PARAMETER_VALUE; a missing or
+    hidden experiment is left out, as MLflow's search does)."""
     ids = [parse_experiment_id(e) for e in experiment_ids]
     bad = [e for e, i in zip(experiment_ids, ids, strict=True) if i is None]
     if bad:
         raise InvalidParameter(f"Invalid experiment IDs: {bad}")
-    return list(experiments_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+    return permissions.visible_under(user, queryset, ids)
 
 
 def run_search_for_user(
@@ -256,8 +252,7 @@ def run_search_for_user(
     from tracking import search
 
     max_results = search.validate_max_results(max_results, default=1000, maximum=50000)
-    visible_ids = visible_experiment_ids(user, experiment_ids)
-    queryset = view_type_filter(runs_for_user(user).filter(experiment_id__in=visible_ids), view_type)
+    queryset = view_type_filter(visible_in_experiments(user, Run.objects.all(), experiment_ids), view_type)
     queryset = search.apply_run_filter(queryset, filter_string)
     queryset = search.apply_run_order(queryset, order_by)
     runs, next_token = search.page_of(queryset, page_token, max_results)
@@ -359,10 +354,15 @@ def metric_history_bulk_interval_for_user(
         raise InvalidParameter(
             f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
         )
+    wanted = list(dict.fromkeys(run_ids))
+    # One query tells which of the runs the user may read (not one per run).
+    found = set(runs_for_user(user).filter(pk__in=wanted).values_list("pk", flat=True))
+    missing = [run_id for run_id in wanted if run_id not in found]
+    if missing:
+        raise _run_not_found(missing[0])
     result: list[MetricPoint] = []
-    for run_id in dict.fromkeys(run_ids):
-        run = run_get_for_user(user, run_id)
-        history = Metric.objects.filter(run_id=run.pk, key=key)
+    for run_id in wanted:
+        history = Metric.objects.filter(run_id=run_id, key=key)
         if start_step is not None:
             history = history.filter(step__gte=start_step, step__lte=end_step)
         sampled, everything = _sampled_history_steps(history, max_results)
@@ -370,7 +370,7 @@ def metric_history_bulk_interval_for_user(
             continue
         rows = history if everything else history.filter(step__in=sampled)
         for row in rows.order_by("step", "timestamp").values_list(*_POINT_FIELDS):
-            result.append(MetricPoint(*row, run_id=run.pk))
+            result.append(MetricPoint(*row, run_id=run_id))
     return result
 
 
@@ -391,7 +391,6 @@ def _logged_model_lookup(user: AbstractBaseUser, model_id: str, queryset: QueryS
     model = queryset.filter(pk=model_id).first() if isinstance(model_id, str) and model_id else None
     if model is None:
         raise _logged_model_not_found(model_id)
-    permissions.require(user, permissions.READ, model, not_found=str(_logged_model_not_found(model_id)))
     return model
 
 
@@ -456,8 +455,8 @@ def logged_model_search_for_user(
     max_results = search.validate_max_results(max_results, default=100, maximum=1000)
     if not experiment_ids:
         raise InvalidParameter("Missing value for required parameter 'experiment_ids'.")
-    visible_ids = visible_experiment_ids(user, experiment_ids)
-    queryset = logged_models_for_user(user).filter(experiment_id__in=visible_ids, lifecycle_stage=LifecycleStage.ACTIVE)
+    queryset = visible_in_experiments(user, LoggedModel.objects.all(), experiment_ids)
+    queryset = queryset.filter(lifecycle_stage=LifecycleStage.ACTIVE)
     dataset_q = _logged_model_datasets_q(datasets)
     queryset = _logged_model_filter(queryset, filter_string, dataset_q)
     queryset = _logged_model_order(queryset, order_by)

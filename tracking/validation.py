@@ -6,7 +6,7 @@ import time
 import unicodedata
 from typing import Any
 
-from portal.errors import InvalidParameter
+from portal.errors import InvalidParameter, NotFound
 from portal.numbers import parse_double
 
 MAX_METRICS_PER_BATCH = 1000
@@ -28,6 +28,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_LOGGED_MODEL_ID_RE = re.compile(r"^m-[0-9a-f]{32}$")
 
 
 def now_ms() -> int:
@@ -110,25 +111,44 @@ def validate_metric_value(value: Any, key: str) -> float:
     return number
 
 
-def normalize_experiment_name(name: Any) -> str:
-    """Experiment names are compared after Unicode NFKC normalization and trimming, so names
-    that only look different ('ｄｅｆａｕｌｔ', 'Default ') cannot shadow each other."""
-    if name is None or (isinstance(name, str) and not name.strip()):
-        raise InvalidParameter(f"Invalid experiment name: '{name or ''}'. The name must not be empty.")
-    if not isinstance(name, str):
-        raise InvalidParameter(f"Invalid experiment name: {_shown(name)}. Expects a string.")
+def normalize_name(name: str, *, kind: str, max_length: int) -> str:
+    """The one rule for names that are unique and looked up by users (experiments,
+    registered models): compared after Unicode NFKC normalization and trimming, with no
+    control or format characters, so that names which only look different ('ｃｈｕｒｎ',
+    'churn ', 'ch\u200burn') cannot shadow each other (the class of CVE-2024-3099)."""
     normalized = unicodedata.normalize("NFKC", name).strip()
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in normalized):
-        raise InvalidParameter("Invalid experiment name: control and format characters are not allowed.")
-    if len(normalized) > MAX_EXPERIMENT_NAME_LENGTH:
+    if not normalized:
+        raise InvalidParameter(f"Invalid {kind} name: {_shown(name)}. The name must not be empty.")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in normalized):
+        raise InvalidParameter(f"Invalid {kind} name: control and format characters are not allowed.")
+    if len(normalized) > max_length:
         raise InvalidParameter(
-            f"Experiment name had length {len(normalized)}, which exceeded length limit of {MAX_EXPERIMENT_NAME_LENGTH}."
+            f"{kind.capitalize()} name had length {len(normalized)}, which exceeded length limit of {max_length}."
         )
     return normalized
 
 
+def normalize_experiment_name(name: Any) -> str:
+    """An experiment name under the shared name rule (normalize_name)."""
+    if name is None or (isinstance(name, str) and not name.strip()):
+        raise InvalidParameter(f"Invalid experiment name: '{name or ''}'. The name must not be empty.")
+    if not isinstance(name, str):
+        raise InvalidParameter(f"Invalid experiment name: {_shown(name)}. Expects a string.")
+    return normalize_name(name, kind="experiment", max_length=MAX_EXPERIMENT_NAME_LENGTH)
+
+
 def validate_run_id_format(run_id: str) -> bool:
     return bool(_RUN_ID_RE.match(run_id or ""))
+
+
+def validate_logged_model_id(model_id: Any, where: str) -> str:
+    """A logged model id a request refers to: the portal makes them `m-<32 hex>`, so any other
+    string names a model that does not exist (RESOURCE_DOES_NOT_EXIST, as an unknown id)."""
+    if not isinstance(model_id, str) or not model_id:
+        raise InvalidParameter(f"Invalid model_id {_shown(model_id)} {where}: expected a logged model id.")
+    if not _LOGGED_MODEL_ID_RE.match(model_id):
+        raise NotFound(f"Logged model with ID {_shown(model_id)} not found.")
+    return model_id
 
 
 def validate_params(items: Any, *, limit: int | None = None) -> dict[str, str]:
@@ -156,21 +176,51 @@ def validate_params(items: Any, *, limit: int | None = None) -> dict[str, str]:
     return values
 
 
-def validate_tags(items: Any, *, limit: int | None = None, max_value_length: int = MAX_TAG_VAL_LENGTH) -> dict[str, str]:
-    """A list of {key, value} tags as a dict; the last value of a repeated key wins."""
+def validate_tag(
+    key: Any,
+    value: Any,
+    *,
+    max_value_length: int = MAX_TAG_VAL_LENGTH,
+    kind: str = "tag",
+    max_key_length: int | None = None,
+) -> tuple[str, str]:
+    """One tag as (key, value). The key follows MLflow's key rule (validate_key), or, given
+    `max_key_length`, may be any text up to that length (MLflow's rule for input tags)."""
+    if max_key_length is None:
+        key = validate_key(key, kind)
+    else:
+        key = validate_text(key, kind, "key", max_key_length)
+    return key, validate_text(value, kind, key, max_value_length, allow_none=True)
+
+
+def validate_tags(
+    items: Any,
+    *,
+    limit: int | None = None,
+    max_value_length: int = MAX_TAG_VAL_LENGTH,
+    kind: str = "tag",
+    max_key_length: int | None = None,
+) -> dict[str, str]:
+    """A list of {key, value} tags as a dict; the last value of a repeated key wins.
+
+    The one parser of tag lists: runs, experiments, logged models, registered models and
+    versions, dataset inputs differ only in their limits and the `kind` their messages name.
+    """
     if items is None:
         return {}
     if not isinstance(items, list):
         raise InvalidParameter("Invalid value for parameter 'tags': expected a list.")
     if limit is not None and len(items) > limit:
         raise InvalidParameter(
-            f"A batch logging request can contain at most {limit} tags. Got {len(items)} tags. "
+            f"A batch logging request can contain at most {limit} {kind}s. Got {len(items)} {kind}s. "
             "Please split up the request into multiple requests."
         )
     values: dict[str, str] = {}
     for item in items:
         if not isinstance(item, dict):
-            raise InvalidParameter(f"Invalid tag {_shown(item)}: expected an object.")
-        key = validate_key(item.get("key"), "tag")
-        values[key] = validate_text(item.get("value"), "tag", key, max_value_length, allow_none=True)
+            raise InvalidParameter(f"Invalid {kind} {_shown(item)}: expected an object.")
+        key, value = validate_tag(
+            item.get("key"), item.get("value"), max_value_length=max_value_length, kind=kind, max_key_length=max_key_length
+        )
+        values[key] = value
     return values

@@ -125,7 +125,10 @@ def test_session_cookie_still_signs_in_on_pages(client, alice):
     assert client.get("/accounts/tokens/").status_code == 200
 
 
-def test_a_token_also_signs_in_on_pages(client, alice):
+def test_a_token_does_not_sign_in_on_pages(client, alice):
+    # Tokens and Basic open the API doors only (test_hardening.py has the rest).
     raw = api_token_create(user=alice, name="script").raw
 
-    assert client.get("/accounts/tokens/", **bearer(raw)).status_code == 200
+    response = client.get("/accounts/tokens/", **bearer(raw))
+
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")

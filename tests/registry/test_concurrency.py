@@ -1,20 +1,26 @@
-"""Version numbers when many clients register at once: distinct, consecutive, and no errors.
+"""Many clients at once: version numbers stay distinct and consecutive, a name is created once.
 
-Two setups:
+Three setups:
 - the live test portal, whose request threads each have their own database connection
   (tests/conftest.py keeps the SQLite test database in a file for that reason; the variant
   is skipped if someone runs it on an in-memory database, where Django shares one
   connection between all server threads);
-- a real portal in subprocesses (gunicorn, several workers with several threads) on the
-  embedded default, a SQLite file, which runs on every database setting.
+- a real portal in subprocesses (gunicorn, several workers with several threads) on a
+  database of its own, of the kind the suite runs on: PostgreSQL when DATABASE_URL names
+  it (CI's second leg), otherwise a SQLite file. SQLite takes one writer at a time, so
+  only PostgreSQL really races two creates of one name;
+- the services, with the existence check made to miss, so that the unique constraint is
+  what refuses the second create, on every database.
 """
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -22,8 +28,11 @@ import requests
 from django.conf import settings
 from django.db import connection
 
+from portal.errors import AlreadyExists
 from registry import selectors, services
+from registry.models import RegisteredModel
 from tests.registry.conftest import upload
+from tests.tracking.helpers import exists_check_misses
 
 THREADS = 8
 PER_THREAD = 4
@@ -75,7 +84,7 @@ def test_versions_registered_at_once_through_the_live_portal_get_distinct_consec
     assert selectors.registered_model_get_for_user(alice, "churn").last_version_number == THREADS * PER_THREAD
 
 
-# ---------------------------------------------------------------- a real portal on a SQLite file
+# ---------------------------------------------------------------- a real portal on a database of its own
 
 
 def _free_port() -> int:
@@ -93,8 +102,32 @@ print(api_token_create(user=user, name="race").raw)
 
 
 @pytest.fixture(scope="module")
-def sqlite_portal(tmp_path_factory):
-    """A portal in gunicorn (3 workers x 4 threads) on its own SQLite file, and alice's token."""
+def own_database_url():
+    """The DATABASE_URL of a new, empty database on the PostgreSQL server the suite runs on,
+    dropped afterwards; None on SQLite, where the portal makes its own file."""
+    url = os.environ.get("DATABASE_URL")
+    if connection.vendor != "postgresql" or not url:
+        yield None
+        return
+    import psycopg
+    from psycopg import sql
+
+    parts = urllib.parse.urlsplit(url)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # each xdist worker gets its own
+    name = f"{parts.path.lstrip('/')}_race_{worker}"[-63:]
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as server:
+        server.execute(drop)
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield parts._replace(path=f"/{name}").geturl()
+        finally:
+            server.execute(drop)
+
+
+@pytest.fixture(scope="module")
+def subprocess_portal(tmp_path_factory, own_database_url):
+    """A portal in gunicorn (3 workers x 4 threads) on a database of its own, and alice's token."""
     base = Path(settings.BASE_DIR)
     env = {
         k: v
@@ -102,8 +135,11 @@ def sqlite_portal(tmp_path_factory):
         if k not in ("DATABASE_URL", "SECRET_KEY", "REDIS_URL", "ARTIFACT_ROOT", "AWS_STORAGE_BUCKET_NAME")
         and not k.startswith("MLFLOW_")
     }
-    env["PORTAL_VAR_DIR"] = str(tmp_path_factory.mktemp("sqlite-portal"))
+    env["PORTAL_VAR_DIR"] = str(tmp_path_factory.mktemp("subprocess-portal"))
     env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    if own_database_url:
+        env["DATABASE_URL"] = own_database_url
+        env["SECRET_KEY"] = secrets.token_urlsafe(32)
     manage = [sys.executable, str(base / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], cwd=base, env=env, check=True)
     made = subprocess.run(
@@ -135,7 +171,12 @@ def sqlite_portal(tmp_path_factory):
         yield url, token
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Clients still holding keep-alive connections can outlast the graceful stop.
+            server.kill()
+            server.wait()
 
 
 def _api(url: str, token: str):
@@ -150,8 +191,8 @@ def _api(url: str, token: str):
     return call
 
 
-def test_versions_registered_at_once_on_a_sqlite_file_portal_get_distinct_consecutive_numbers(sqlite_portal):
-    url, token = sqlite_portal
+def test_versions_registered_at_once_on_a_multi_process_portal_get_distinct_consecutive_numbers(subprocess_portal):
+    url, token = subprocess_portal
     api = _api(url, token)
     experiment_id = api("POST", "/api/2.0/mlflow/experiments/create", json={"name": "race"})["experiment_id"]
     run = api("POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": experiment_id})["run"]["info"]
@@ -166,11 +207,28 @@ def test_versions_registered_at_once_on_a_sqlite_file_portal_get_distinct_consec
     assert_numbers_are_distinct_and_consecutive(responses)
 
 
-def test_a_model_created_by_many_clients_at_once_exists_once(sqlite_portal):
-    url, token = sqlite_portal
+@pytest.mark.parametrize("path", ["registered-models/create", "experiments/create"])
+def test_a_name_created_by_many_clients_at_once_exists_once(subprocess_portal, path):
+    url, token = subprocess_portal
 
-    responses = register_at_once(url, token, {"name": "contested"}, path="registered-models/create")
+    responses = register_at_once(url, token, {"name": "contested"}, path=path)
 
     assert sorted(r.status_code for r in responses).count(200) == 1
     refused = [r.json()["error_code"] for r in responses if r.status_code != 200]
     assert refused == ["RESOURCE_ALREADY_EXISTS"] * (THREADS * PER_THREAD - 1)
+
+
+# ---------------------------------------------------------------- the unique constraint decides
+
+
+@pytest.mark.django_db
+def test_a_model_name_taken_after_the_exists_check_is_refused_by_the_unique_constraint(alice, bob, monkeypatch):
+    services.registered_model_create(actor=alice, name="churn")
+    missed = exists_check_misses(monkeypatch, RegisteredModel)
+
+    with pytest.raises(AlreadyExists, match=r"Registered Model \(name=churn\) already exists"):
+        services.registered_model_create(actor=bob, name="churn")
+
+    assert missed  # the service did check first, and the check missed
+    # The failed INSERT ran in a savepoint: the surrounding transaction is still usable (PostgreSQL).
+    assert list(RegisteredModel.objects.filter(name="churn").values_list("owner__username", flat=True)) == ["alice"]

@@ -1,10 +1,13 @@
 """Registry search: MLflow filter strings, order_by and page tokens (selectors, called directly)."""
 
+from functools import partial
+
 import pytest
 
 from portal.errors import InvalidParameter
 from registry import selectors, services
 from tests.registry.conftest import make_version
+from tracking.validation import now_ms
 
 
 def model_names(user, **kwargs):
@@ -16,6 +19,14 @@ def version_keys(user, **kwargs):
         (d.version.registered_model.name, d.version.version)
         for d in selectors.model_version_search_for_user(user, **kwargs).versions
     ]
+
+
+def one_second_apart(monkeypatch, updates):
+    """Run each update a second after the one before, on a clock the services read."""
+    start = now_ms() + 1000
+    for i, update in enumerate(updates):
+        monkeypatch.setattr(services, "now_ms", lambda at=start + 1000 * i: at)
+        update()
 
 
 @pytest.fixture
@@ -64,9 +75,19 @@ def test_tag_filters(alice, catalog):
     assert model_names(alice, filter_string="tags.team != 'growth'") == ["churn-eu", "fraud", "prompt"]
 
 
+def test_models_order_by_last_update_in_both_directions(alice, catalog, monkeypatch):
+    # An order that is neither the names' (the tie-break) nor their reverse, nor the creation order.
+    touched = ["churn-eu", "prompt", "churn", "fraud"]
+    one_second_apart(
+        monkeypatch, [partial(services.registered_model_update, actor=alice, name=n, description="x") for n in touched]
+    )
+
+    assert model_names(alice, order_by=["last_updated_timestamp ASC"]) == touched
+    assert model_names(alice, order_by=["last_updated_timestamp DESC"]) == touched[::-1]
+    assert model_names(alice, order_by=["timestamp DESC"]) == touched[::-1]
+
+
 def test_order_by_and_paging_visit_every_model_once(alice, catalog):
-    services.registered_model_update(actor=alice, name="churn", description="touched last")
-    assert model_names(alice, order_by=["last_updated_timestamp DESC"])[0] == "churn"
     assert model_names(alice, order_by=["name DESC"]) == ["prompt", "fraud", "churn-eu", "churn"]
     seen, token = [], None
     while True:
@@ -140,8 +161,26 @@ def test_version_filters_on_version_number_tags_source_and_stage(alice, catalog)
     assert version_keys(alice, filter_string="current_stage = 'production'") == [("churn", 3)]
 
 
-def test_version_default_order_is_most_recently_updated_first(alice, catalog):
-    assert version_keys(alice)[0] == ("churn", 3)  # just moved to Production
+@pytest.fixture
+def versions_touched(alice, catalog, monkeypatch):
+    """Every version updated once, in an order that is neither the tie-break's (name, then
+    newest version) nor its reverse, nor the creation order."""
+    touched = [("fraud", 1), ("churn", 1), ("churn-eu", 1), ("churn", 3), ("churn", 2)]
+    one_second_apart(
+        monkeypatch,
+        [partial(services.model_version_update, actor=alice, name=n, version=v, description="x") for n, v in touched],
+    )
+    return touched
+
+
+def test_versions_order_by_last_update_in_both_directions(alice, versions_touched):
+    assert version_keys(alice, order_by=["last_updated_timestamp ASC"]) == versions_touched
+    assert version_keys(alice, order_by=["last_updated_timestamp DESC"]) == versions_touched[::-1]
+    assert version_keys(alice, order_by=["timestamp ASC"]) == versions_touched
+
+
+def test_version_default_order_is_most_recently_updated_first(alice, versions_touched):
+    assert version_keys(alice) == versions_touched[::-1]
 
 
 def test_version_paging(alice, catalog):

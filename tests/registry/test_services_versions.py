@@ -241,20 +241,31 @@ def test_an_outsider_may_read_versions(alice, charlie, versions):
     assert [v.version for v in selectors.latest_versions_for_user(charlie, "churn")] == [3]
 
 
-def test_the_creator_of_a_version_may_describe_it_but_not_move_it_without_edit_on_the_model(
-    alice, bob, churn, model_dir_run
-):
-    from guardian.shortcuts import assign_perm, remove_perm
+def test_the_creator_of_a_version_has_no_rights_of_their_own_on_it(alice, bob, churn, model_dir_run):
+    from portal import permissions
 
-    assign_perm("registry.change_registeredmodel", bob, churn)
+    permissions.grant_create(actor=alice, root=churn, level="EDIT", user=bob)
     make_version(bob, "churn", model_dir_run)
-    remove_perm("registry.change_registeredmodel", bob, churn)
+    permissions.grant_revoke(actor=alice, root=churn, user=bob)
 
-    services.model_version_update(actor=bob, name="churn", version=1, description="mine")
+    with pytest.raises(PermissionDenied):
+        services.model_version_update(actor=bob, name="churn", version=1, description="mine")
     with pytest.raises(PermissionDenied):
         services.model_version_transition_stage(actor=bob, name="churn", version=1, stage="Production")
     with pytest.raises(PermissionDenied):
         services.model_version_delete(actor=bob, name="churn", version=1)
+
+
+def test_deleting_a_version_needs_manage_on_the_model(alice, bob, churn, versions):
+    from portal import permissions
+
+    permissions.grant_create(actor=alice, root=churn, level="EDIT", user=bob)
+
+    services.model_version_update(actor=bob, name="churn", version=1, description="ok with EDIT")
+    with pytest.raises(PermissionDenied):
+        services.model_version_delete(actor=bob, name="churn", version=1)
+    permissions.grant_update(actor=alice, root=churn, level="MANAGE", user=bob)
+    services.model_version_delete(actor=bob, name="churn", version=1)
 
 
 # ---------------------------------------------------------------- lineage

@@ -244,3 +244,11 @@ def test_the_prompt_placeholder_is_refused_without_prompt_text(alice):
     )
     with pytest.raises(InvalidParameter):
         services.model_version_create(actor=alice, name="greeting", source="prompt-template")
+
+
+def test_a_source_whose_files_location_would_not_fit_its_column_is_refused(alice, churn, run):
+    # A source within its 1000 characters, under a run whose artifact URI makes the location longer.
+    relative = "/".join(["d" * 200] * 5)[: 1000 - len(f"runs:/{run.pk}/")]
+
+    with pytest.raises(InvalidParameter, match="longer than 1000"):
+        register(alice, f"runs:/{run.pk}/{relative}", run_id=run.pk)

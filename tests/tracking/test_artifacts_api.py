@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from requests import HTTPError
 
+from portal import permissions
 from tracking.models import Experiment, LifecycleStage, LoggedModel, Run
 
 API = "/api/2.0/mlflow-artifacts/artifacts"
@@ -34,6 +35,7 @@ def make_experiment(owner, *, location=None) -> Experiment:
     )
     experiment.artifact_location = location or f"mlflow-artifacts:/{experiment.pk}"
     experiment.save(update_fields=["artifact_location"])
+    permissions.grant_owner(experiment, owner)  # as experiment_create does
     return experiment
 
 

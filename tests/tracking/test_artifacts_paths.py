@@ -132,6 +132,7 @@ def make_experiment(owner, *, location=None, name=None) -> Experiment:
     )
     experiment.artifact_location = location or f"mlflow-artifacts:/{experiment.pk}"
     experiment.save(update_fields=["artifact_location"])
+    permissions.grant_owner(experiment, owner)  # as experiment_create does
     return experiment
 
 

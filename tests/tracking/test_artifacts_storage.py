@@ -13,6 +13,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 
+from portal import permissions
 from portal.errors import InvalidParameter, NotFound
 from tracking.models import Experiment, LifecycleStage, Run
 from tracking.services import artifacts as artifact_services
@@ -29,7 +30,6 @@ class RemoteStorage(Storage):
     def __init__(self, *, overwrite: bool = True):
         self.objects: dict[str, bytes] = {}
         self.overwrite = overwrite
-        self.largest_read = 0
 
     def path(self, name):
         raise NotImplementedError("no local path")
@@ -40,9 +40,9 @@ class RemoteStorage(Storage):
         return f"{name}_copy"
 
     def _save(self, name, content):
+        # As boto3's upload_fileobj does under S3Storage: read(size) calls until the end.
         parts = []
         while chunk := content.read(256 * 1024):
-            self.largest_read = max(self.largest_read, len(chunk))
             parts.append(chunk)
         self.objects[name] = b"".join(parts)
         return name
@@ -84,6 +84,7 @@ def run(alice) -> Run:
     experiment = Experiment.objects.create(
         name="storage", owner=alice, artifact_location="mlflow-artifacts:/team", creation_time=0, last_update_time=0
     )
+    permissions.grant_owner(experiment, alice)  # as experiment_create does
     run_id = uuid.uuid4().hex
     return Run.objects.create(
         id=run_id,
@@ -109,10 +110,34 @@ def test_an_upload_reaches_a_remote_store_under_the_runs_key(remote, alice, run)
     assert remote.objects == {f"{root(run)}/model/MLmodel": b"flavors: {}"}
 
 
-def test_a_remote_upload_is_read_in_chunks(remote, alice, run):
-    upload(alice, f"{root(run)}/big.bin", b"x" * (3 * 1024 * 1024))
+class ChunkedBody:
+    """A request body that may only be read in chunks, as a large upload must be: a read()
+    of everything, or of more than `limit` bytes at once, fails the test."""
 
-    assert remote.largest_read <= 256 * 1024
+    def __init__(self, data: bytes, limit: int):
+        self._data = io.BytesIO(data)
+        self.limit = limit
+        self.read_sizes: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > self.limit:
+            raise AssertionError(f"the upload body was read whole: read({size})")
+        self.read_sizes.append(size)
+        return self._data.read(size)
+
+
+@pytest.mark.parametrize("known_length", [True, False], ids=["content-length", "chunked"])
+def test_a_remote_upload_is_read_in_chunks(remote, alice, run, known_length):
+    data = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    body = ChunkedBody(data, limit=artifact_services.CHUNK_SIZE)
+
+    stored = artifact_upload(
+        user=alice, path=f"{root(run)}/big.bin", content=body, expected_size=len(data) if known_length else None
+    )
+
+    assert stored == len(data)
+    assert remote.objects == {f"{root(run)}/big.bin": data}
+    assert len(body.read_sizes) > 1
 
 
 def test_a_short_body_stores_nothing_in_a_remote_store(remote, alice, run):

@@ -10,7 +10,9 @@ Every path is checked twice before storage sees it:
    it however it is spelled or encoded.
 2. Ownership (`artifact_resolve`): the path lies inside the artifact root of a run or
    logged model that really has that root, and the user may act on that object
-   (portal.permissions: READ to download and list, EDIT to upload and delete).
+   (portal.permissions: READ to download and list, EDIT to upload, MANAGE to delete), or
+   for reads, on an object of another app that vouches for the path (a registered model
+   version's files, see artifact_read_through_register).
 
 Decisions:
 - A path that names no run or logged model is NotFound, for writes too.
@@ -35,8 +37,8 @@ import errno
 import os
 import posixpath
 import re
-import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -48,10 +50,10 @@ from django.utils._os import safe_makedirs
 from portal import permissions
 from portal.errors import InvalidParameter, NotFound, PortalError
 from tracking.models import LifecycleStage, LoggedModel, Run
+from tracking.paths import ARTIFACT_SCHEME, path_confine, store_path
 
 User = AbstractBaseUser | AnonymousUser
 
-ARTIFACT_SCHEME = "mlflow-artifacts"
 CHUNK_SIZE = 1024 * 1024
 MAX_PATH_BYTES = 1024  # S3's key limit; filesystems allow more
 MAX_SEGMENT_BYTES = 255  # NAME_MAX on common filesystems
@@ -61,8 +63,6 @@ STAGING_DIR = "~staging"
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
-_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\;#?]")
-_MAX_DECODE_ROUNDS = 4
 
 
 def _get_storage() -> Storage:
@@ -78,36 +78,17 @@ def _invalid_path(path: str, why: str) -> InvalidParameter:
     return InvalidParameter(f"Invalid artifact path {shown!r}: {why}.")
 
 
-def _check_spelling(original: str, candidate: str) -> None:
-    """Refuse `candidate` (the path, or one of its percent-decoded forms) if it could escape."""
-    bad = _FORBIDDEN_CHARS.search(candidate)
-    if bad:
-        raise _invalid_path(original, f"the character {bad.group()!r} is not allowed")
-    if candidate.startswith("/"):
-        raise _invalid_path(original, "the path must be relative")
-    if any(segment in (".", "..") for segment in candidate.split("/")):
-        raise _invalid_path(original, "'.' and '..' segments are not allowed")
-
-
 def artifact_path_clean(path: str) -> str:
     """`path` as a normalised relative path (`a/b/c`, maybe empty), or InvalidParameter.
 
     The path has already been percent-decoded once by the web server; whatever further
-    decoding a later component (a proxy, a storage backend, a person copying a URL) might
-    apply must not turn it into something dangerous either, so every decoded form is
-    checked too. The path itself is kept literally: `a%20b` names a file called `a%20b`.
+    decoding a later component might apply must not turn it into something dangerous
+    either (tracking.paths.path_confine). The path itself is kept literally: `a%20b` names
+    a file called `a%20b`.
     """
     if not isinstance(path, str):
         raise InvalidParameter("Invalid artifact path: expected a string.")
-    candidate = path
-    for _ in range(_MAX_DECODE_ROUNDS):
-        _check_spelling(path, candidate)
-        decoded = urllib.parse.unquote(candidate, errors="replace") if "%" in candidate else candidate
-        if decoded == candidate:
-            break
-        candidate = decoded
-    else:
-        raise _invalid_path(path, "too many levels of percent-encoding")
+    path_confine(path, lambda why: _invalid_path(path, why))
     segments = [segment for segment in path.split("/") if segment]
     cleaned = "/".join(segments)
     if len(cleaned.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
@@ -116,15 +97,6 @@ def artifact_path_clean(path: str) -> str:
         if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
             raise _invalid_path(path, f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
     return cleaned
-
-
-def _uri_segments(uri: str) -> list[str] | None:
-    """The storage segments of an `mlflow-artifacts:/<path>` URI, or None for any other URI."""
-    parsed = urllib.parse.urlparse(uri or "")
-    if parsed.scheme != ARTIFACT_SCHEME or parsed.netloc or parsed.query or parsed.fragment:
-        return None
-    segments = [segment for segment in parsed.path.split("/") if segment]
-    return segments or None
 
 
 # ---------------------------------------------------------------- resolution and access
@@ -172,16 +144,13 @@ def _root_uri(obj: Run | LoggedModel) -> str:
     return obj.artifact_uri if isinstance(obj, Run) else obj.artifact_location
 
 
-def _locate(user: User, path: str) -> ArtifactTarget:
+def _locate(path: str) -> ArtifactTarget:
+    """The run or logged model whose artifact root holds `path` (no access check yet)."""
     cleaned = artifact_path_clean(path)
     segments = cleaned.split("/") if cleaned else []
     for model, object_id, root_length in _candidates(segments):
-        obj = (
-            permissions.visible(user, model.objects.select_related("experiment"))
-            .filter(pk=object_id)
-            .first()
-        )
-        if obj is None or _uri_segments(_root_uri(obj)) != segments[:root_length]:
+        obj = model.objects.select_related("experiment").filter(pk=object_id).first()
+        if obj is None or store_path(_root_uri(obj)) != "/".join(segments[:root_length]):
             continue
         return ArtifactTarget(
             guard=obj, root="/".join(segments[:root_length]), relative="/".join(segments[root_length:])
@@ -189,20 +158,43 @@ def _locate(user: User, path: str) -> ArtifactTarget:
     raise _not_found(path)
 
 
+# Other apps may make artifacts readable through objects of their own: the registry lets a
+# registered model's readers read the files behind its versions (registry.apps registers
+# it), without any grant on the experiment they came from. Each check gets the user and
+# the storage locations (`mlflow-artifacts:/<prefix>`) of every prefix of the path.
+ReadThrough = Callable[[User, list[str]], bool]
+_read_through: list[ReadThrough] = []
+
+
+def artifact_read_through_register(check: ReadThrough) -> None:
+    if check not in _read_through:
+        _read_through.append(check)
+
+
+def _readable_through_others(user: User, target: ArtifactTarget) -> bool:
+    segments = target.name.split("/")
+    locations = [f"{ARTIFACT_SCHEME}:/" + "/".join(segments[:n]) for n in range(1, len(segments) + 1)]
+    return any(check(user, locations) for check in _read_through)
+
+
 def _is_deleted(obj: Run | LoggedModel) -> bool:
     return LifecycleStage.DELETED in (obj.lifecycle_stage, obj.experiment.lifecycle_stage)
 
 
 def artifact_resolve(*, user: User, path: str, action: str) -> ArtifactTarget:
-    """Resolve a proxied artifact path and check that `user` may do `action` (READ or EDIT) there.
+    """Resolve a proxied artifact path and check that `user` may do `action` there: READ to
+    download and list, EDIT to upload, MANAGE to delete.
 
     Raises InvalidParameter for a path that could escape its root, NotFound when the path
     names no run or logged model (or one the user may not see), PermissionDenied when the
     user may see the object but not change it.
     """
-    if action not in (permissions.READ, permissions.EDIT):
+    if action not in (permissions.READ, permissions.EDIT, permissions.MANAGE):
         raise ValueError(f"unknown artifact action {action!r}")
-    target = _locate(user, path)
+    target = _locate(path)
+    if action == permissions.READ and not permissions.can(user, action, target.guard):
+        if permissions.is_active_user(user) and _readable_through_others(user, target):
+            return target
     permissions.require(user, action, target.guard, not_found=str(_not_found(path)))
     return target
 
@@ -306,11 +298,10 @@ def run_artifacts_list(*, user: User, run: Run, path: str | None) -> list[Artifa
     in the portal's store has nothing the portal could list.
     """
     permissions.require(user, permissions.READ, run)
-    root_segments = _uri_segments(run.artifact_uri)
-    if root_segments is None:
+    root = store_path(run.artifact_uri)
+    if not root:
         return []
     relative = artifact_path_clean(path or "")
-    root = "/".join(root_segments)
     name = f"{root}/{relative}" if relative else root
     entries = _list_dir(_get_storage(), name)
     return [
@@ -442,8 +433,10 @@ def artifact_upload(*, user: User, path: str, content: BinaryIO, expected_size: 
 
 
 def artifact_delete(*, user: User, path: str) -> None:
-    """Delete a file, or a directory and everything under it. A missing path is not an error."""
-    target = artifact_resolve(user=user, path=path, action=permissions.EDIT)
+    """Delete a file, or a directory and everything under it. A missing path is not an error.
+
+    Needs MANAGE, as deleting the run itself does."""
+    target = artifact_resolve(user=user, path=path, action=permissions.MANAGE)
     storage = _get_storage()
     if _is_file(storage, target.name):
         storage.delete(target.name)

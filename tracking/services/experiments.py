@@ -9,20 +9,24 @@ from django.db import IntegrityError, transaction
 from portal import permissions
 from portal.errors import AlreadyExists, InvalidParameter
 from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
+from tracking.paths import ARTIFACT_SCHEME
 from tracking.selectors import experiment_get_for_user, experiment_lock_for_user
 from tracking.validation import (
     MAX_EXPERIMENT_TAG_VAL_LENGTH,
     normalize_experiment_name,
     now_ms,
-    validate_key,
-    validate_text,
+    validate_tag,
+    validate_tags,
 )
 
-ARTIFACT_SCHEME = "mlflow-artifacts"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._\-]+$")
 # Segments the portal gives meaning to: experiment ids (first segment), run ids, logged
 # model ids. A custom location must not look like another object's folder.
 _RESERVED_SEGMENT = re.compile(r"^(?:[0-9]+|[0-9a-f]{32}|m-[0-9a-f]{32})$")
+# Experiment.artifact_location, Run.artifact_uri and LoggedModel.artifact_location hold at
+# most 1000 characters, and the last two append to the experiment's location: a run
+# "/<run id>/artifacts", a logged model "/models/m-<32 hex>/artifacts", the longer (52).
+MAX_ARTIFACT_LOCATION_LENGTH = 1000 - len("/models/m-" + "0" * 32 + "/artifacts")
 
 
 def artifact_location_parse(uri: str) -> str:
@@ -51,15 +55,13 @@ def artifact_location_parse(uri: str) -> str:
             f"Invalid artifact location {original!r}: it must not start with a number or contain run or model ids, "
             "which name folders the portal manages."
         )
-    return f"{ARTIFACT_SCHEME}:/" + "/".join(segments)
-
-
-def _tags_validated(tags: list[dict] | None) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for tag in tags or []:
-        key = validate_key(tag.get("key"), "tag")
-        result[key] = validate_text(tag.get("value"), "tag", key, MAX_EXPERIMENT_TAG_VAL_LENGTH, allow_none=True)
-    return result
+    location = f"{ARTIFACT_SCHEME}:/" + "/".join(segments)
+    if len(location) > MAX_ARTIFACT_LOCATION_LENGTH:
+        raise InvalidParameter(
+            f"Invalid artifact location {original[:100]!r}...: it had length {len(location)}, which exceeded "
+            f"length limit of {MAX_ARTIFACT_LOCATION_LENGTH}."
+        )
+    return location
 
 
 def _already_exists(name: str) -> AlreadyExists:
@@ -74,7 +76,7 @@ def experiment_create(
     if not permissions.is_active_user(actor):
         raise InvalidParameter("Only a signed-in user can create experiments.")
     name = normalize_experiment_name(name)
-    tag_values = _tags_validated(tags)
+    tag_values = validate_tags(tags, max_value_length=MAX_EXPERIMENT_TAG_VAL_LENGTH)
     location = artifact_location_parse(artifact_location) if artifact_location else None
     if Experiment.objects.filter(name=name).exists():
         raise _already_exists(name)
@@ -123,7 +125,7 @@ def experiment_delete(*, actor: AbstractBaseUser, experiment_id: str) -> Experim
     experiment = experiment_lock_for_user(actor, experiment_id)
     if experiment.pk == Experiment.DEFAULT_ID:
         raise InvalidParameter("Cannot delete the default experiment '0'. This is an internally reserved experiment.")
-    permissions.require(actor, permissions.EDIT, experiment)
+    permissions.require(actor, permissions.MANAGE, experiment)
     if experiment.lifecycle_stage == LifecycleStage.DELETED:
         return experiment
     now = now_ms()
@@ -141,7 +143,7 @@ def experiment_delete(*, actor: AbstractBaseUser, experiment_id: str) -> Experim
 def experiment_restore(*, actor: AbstractBaseUser, experiment_id: str) -> Experiment:
     """Bring back a deleted experiment and the runs deleted with it. Idempotent."""
     experiment = experiment_lock_for_user(actor, experiment_id)
-    permissions.require(actor, permissions.EDIT, experiment)
+    permissions.require(actor, permissions.MANAGE, experiment)
     if experiment.lifecycle_stage == LifecycleStage.ACTIVE:
         return experiment
     Run.objects.filter(
@@ -160,8 +162,7 @@ def experiment_tag_set(*, actor: AbstractBaseUser, experiment_id: str, key: str,
     permissions.require(actor, permissions.EDIT, experiment)
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidParameter(f"The experiment {experiment.pk} must be in the 'active' state. Current state is deleted.")
-    key = validate_key(key, "tag")
-    value = validate_text(value, "tag", key, MAX_EXPERIMENT_TAG_VAL_LENGTH, allow_none=True)
+    key, value = validate_tag(key, value, max_value_length=MAX_EXPERIMENT_TAG_VAL_LENGTH)
     ExperimentTag.objects.update_or_create(experiment=experiment, key=key, defaults={"value": value})
     Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
     return experiment
@@ -179,4 +180,18 @@ def experiment_tag_delete(*, actor: AbstractBaseUser, experiment_id: str, key: s
     if not deleted:
         raise NotFound(f"No tag with name: {key} in experiment with id {experiment.pk}")
     Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
+    return experiment
+
+
+@transaction.atomic
+def experiment_set_private(*, actor: AbstractBaseUser, experiment_id: str, private: bool) -> Experiment:
+    """Make an experiment private (no access for signed-in users without a grant, whatever
+    PORTAL_DEFAULT_PERMISSION says) or not. Needs MANAGE: it decides who sees it."""
+    experiment = experiment_lock_for_user(actor, experiment_id)
+    permissions.require(actor, permissions.MANAGE, experiment)
+    if experiment.pk == Experiment.DEFAULT_ID and private:
+        raise InvalidParameter("The Default experiment takes runs from everyone; it cannot be made private.")
+    if experiment.private != private:
+        experiment.private = private
+        experiment.save(update_fields=["private"])
     return experiment

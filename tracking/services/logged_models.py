@@ -5,12 +5,11 @@ uploads the files to `<experiment location>/models/<id>/artifacts` through the a
 proxy, then finalizes it (READY). Everything that changes a logged model goes through here.
 
 Access: a logged model takes it from its experiment (portal.permissions). Creating one
-needs the right to add to the experiment; changing one needs EDIT on the model (its
-creator, the experiment's owner, or a grant). Deleted models are missing to every
+needs the right to add to the experiment (and EDIT on its source run); changing one needs
+EDIT, deleting one MANAGE (in the Default experiment its creator has both). Deleted models are missing to every
 service except delete, which is idempotent so that a retried DELETE does not fail.
 """
 
-import urllib.parse
 import uuid
 from typing import Any
 
@@ -26,8 +25,8 @@ from tracking.models import (
     LoggedModelStatus,
     LoggedModelTag,
 )
+from tracking.paths import store_path
 from tracking.selectors import experiment_get_for_user, logged_model_lock_for_user, run_get_for_user
-from tracking.services.experiments import ARTIFACT_SCHEME
 from tracking.services.immutable_params import params_insert_immutable
 from tracking.services.runs import random_run_name
 from tracking.validation import (
@@ -73,10 +72,6 @@ def _params_validated(params: Any) -> dict[str, str]:
     return validate_params(params, limit=MAX_PARAMS_TAGS_PER_BATCH)
 
 
-def _tags_validated(tags: Any) -> dict[str, str]:
-    return validate_tags(tags, limit=MAX_TAGS_PER_REQUEST)
-
-
 def status_parse(status: Any) -> LoggedModelStatus:
     """A LoggedModelStatus from its enum name (LOGGED_MODEL_READY, or READY) or number."""
     if isinstance(status, int) and not isinstance(status, bool) and status in _STATUS_NUMBERS:
@@ -95,9 +90,11 @@ def status_parse(status: Any) -> LoggedModelStatus:
     )
 
 
-def _model_for_write(actor: AbstractBaseUser, model_id: str, *, allow_deleted: bool = False) -> LoggedModel:
+def _model_for_write(
+    actor: AbstractBaseUser, model_id: str, *, allow_deleted: bool = False, action: str = permissions.EDIT
+) -> LoggedModel:
     model = logged_model_lock_for_user(actor, model_id, allow_deleted=allow_deleted)
-    permissions.require(actor, permissions.EDIT, model)
+    permissions.require(actor, action, model)
     return model
 
 
@@ -155,7 +152,7 @@ def logged_model_create(
         )
     model_name = _name_validated(name)
     param_values = _params_validated(params)
-    tag_values = _tags_validated(tags)
+    tag_values = validate_tags(tags, limit=MAX_TAGS_PER_REQUEST)
     if model_type is not None and not isinstance(model_type, str):
         raise InvalidParameter(f"Invalid model_type {model_type!r}: expected a string.")
     if model_type and len(model_type) > MAX_MODEL_TYPE_LENGTH:
@@ -164,7 +161,10 @@ def logged_model_create(
         )
     source_run = None
     if source_run_id:
+        # The model becomes what `runs:/<run>/<name>` resolves to: only someone who may write
+        # to the run may say it came from there.
         source_run = run_get_for_user(actor, source_run_id)
+        permissions.require(actor, permissions.EDIT, source_run)
         if source_run.experiment_id != experiment.pk:
             raise InvalidParameter(
                 f"Run '{source_run.pk}' belongs to experiment {source_run.experiment_id}, not to experiment "
@@ -214,7 +214,7 @@ def logged_model_finalize(*, actor: AbstractBaseUser, model_id: str, status: Any
 @transaction.atomic
 def logged_model_delete(*, actor: AbstractBaseUser, model_id: str) -> LoggedModel:
     """Mark a logged model deleted. Its files stay (as a deleted run's do). Idempotent."""
-    model = _model_for_write(actor, model_id, allow_deleted=True)
+    model = _model_for_write(actor, model_id, allow_deleted=True, action=permissions.MANAGE)
     if model.lifecycle_stage != LifecycleStage.DELETED:
         model.lifecycle_stage = LifecycleStage.DELETED
         model.last_updated_timestamp_ms = now_ms()
@@ -228,7 +228,7 @@ def logged_model_delete(*, actor: AbstractBaseUser, model_id: str) -> LoggedMode
 @transaction.atomic
 def logged_model_tags_set(*, actor: AbstractBaseUser, model_id: str, tags: list[dict] | None) -> LoggedModel:
     """Set (insert or overwrite) tags on a model."""
-    tag_values = _tags_validated(tags)
+    tag_values = validate_tags(tags, limit=MAX_TAGS_PER_REQUEST)
     model = _model_for_write(actor, model_id)
     if tag_values:
         _tags_write(model, tag_values)
@@ -271,9 +271,8 @@ def logged_model_artifact_path(model: LoggedModel, relative: str | None = None) 
     The artifact service resolves and authorizes it (tracking.services.artifacts); a
     model whose location is not in the portal's store has no files the portal can serve.
     """
-    parsed = urllib.parse.urlparse(model.artifact_location or "")
-    if parsed.scheme != ARTIFACT_SCHEME or parsed.netloc:
+    root = store_path(model.artifact_location)
+    if not root:
         raise NotFound(f"The files of logged model '{model.pk}' are not in this server's artifact store.")
-    root = parsed.path.strip("/")
     relative = (relative or "").strip("/")
     return f"{root}/{relative}" if relative else root

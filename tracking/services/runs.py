@@ -29,7 +29,7 @@ from tracking.models import (
     RunStatus,
     RunTag,
 )
-from tracking.selectors import experiment_get_for_user, run_get_for_user, run_lock_for_user
+from tracking.selectors import experiment_get_for_user, logged_model_get_for_user, run_get_for_user, run_lock_for_user
 from tracking.services.immutable_params import params_insert_immutable
 from tracking.validation import (
     INT64_MAX,
@@ -47,6 +47,7 @@ from tracking.validation import (
     now_ms,
     validate_int64,
     validate_key,
+    validate_logged_model_id,
     validate_metric_value,
     validate_params,
     validate_tags,
@@ -54,6 +55,7 @@ from tracking.validation import (
 )
 
 RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 _ADJECTIVES = (
     "bright calm clever bold brave eager gentle happy jolly kind lively merry nimble polite proud quick quiet "
@@ -74,10 +76,40 @@ def _require_active_run(run: Run) -> None:
         raise InvalidParameter(f"The run {run.pk} must be in the 'active' state. Current state is {run.lifecycle_stage}.")
 
 
-def _run_for_write(actor: AbstractBaseUser, run_id: str, *, lock: bool = False) -> Run:
+def _run_for_write(
+    actor: AbstractBaseUser, run_id: str, *, lock: bool = False, action: str = permissions.EDIT
+) -> Run:
     run = run_lock_for_user(actor, run_id) if lock else run_get_for_user(actor, run_id)
-    permissions.require(actor, permissions.EDIT, run)
+    permissions.require(actor, action, run)
     return run
+
+
+def _logged_models_for_write(actor: AbstractBaseUser, run: Run, model_ids: set[str]) -> dict[str, LoggedModel]:
+    """The logged models `model_ids` of the run's experiment, each one the actor may edit.
+
+    A request that names a model (a metric's model_id, a run output) writes onto it, so the
+    model is checked for that, not only the run the request addresses.
+    """
+    models = {
+        model.pk: model
+        for model in LoggedModel.objects.filter(pk__in=model_ids, experiment_id=run.experiment_id).select_related(
+            "experiment"
+        )
+    }
+    for model_id in sorted(model_ids):
+        model = models.get(model_id)
+        not_found = f"Logged model with ID '{model_id}' not found in experiment {run.experiment_id}."
+        if model is None:
+            raise NotFound(not_found)
+        permissions.require(actor, permissions.EDIT, model, not_found=not_found)
+    return models
+
+
+def _parent_run_check(actor: AbstractBaseUser, tags: dict[str, str]) -> None:
+    """A parent run named by the `mlflow.parentRunId` tag must be one the actor may read."""
+    parent_id = tags.get(PARENT_RUN_TAG)
+    if parent_id:
+        run_get_for_user(actor, parent_id)
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -93,14 +125,20 @@ def run_create(
     tags: list[dict] | None = None,
     user_id: str | None = None,
 ) -> Run:
-    """Create a RUNNING run in an active experiment the actor may add runs to."""
+    """Create a RUNNING run in an active experiment the actor may add runs to.
+
+    The run's user is the actor. `user_id` (which the client sends, from the machine's login
+    name) is accepted and ignored: a run must not claim someone else as its user, for
+    `attributes.user_id = '...'` searches.
+    """
     experiment = experiment_get_for_user(actor, experiment_id if experiment_id not in (None, "") else Experiment.DEFAULT_ID)
     permissions.require_add_child(actor, experiment)
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidParameter(
             f"The experiment {experiment.pk} must be in the 'active' state. Current state is {experiment.lifecycle_stage}."
         )
-    tag_values = _validated_tags(tags or [])
+    tag_values = validate_tags(tags)
+    _parent_run_check(actor, tag_values)
     tag_name = tag_values.get(RUN_NAME_TAG)
     if run_name and tag_name and run_name != tag_name:
         raise InvalidParameter(
@@ -116,7 +154,7 @@ def run_create(
         experiment=experiment,
         name=name,
         owner=actor,
-        user_id=(user_id or actor.get_username())[:256],
+        user_id=actor.get_username()[:256],
         status=RunStatus.RUNNING,
         start_time=start if start is not None else now_ms(),
         artifact_uri=f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",
@@ -153,7 +191,7 @@ def run_update(
 @transaction.atomic
 def run_delete(*, actor: AbstractBaseUser, run_id: str) -> Run:
     """Mark a run deleted (restorable). Idempotent."""
-    run = _run_for_write(actor, run_id, lock=True)
+    run = _run_for_write(actor, run_id, lock=True, action=permissions.MANAGE)
     if run.lifecycle_stage != LifecycleStage.DELETED:
         run.lifecycle_stage = LifecycleStage.DELETED
         run.deleted_time = now_ms()
@@ -163,7 +201,7 @@ def run_delete(*, actor: AbstractBaseUser, run_id: str) -> Run:
 
 @transaction.atomic
 def run_restore(*, actor: AbstractBaseUser, run_id: str) -> Run:
-    run = _run_for_write(actor, run_id, lock=True)
+    run = _run_for_write(actor, run_id, lock=True, action=permissions.MANAGE)
     if run.experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidParameter(f"Cannot restore run {run.pk}: its experiment {run.experiment_id} is deleted.")
     if run.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -215,24 +253,16 @@ def _validated_metrics(metrics: list[dict]) -> list[MetricPoint]:
         if not (type(step) is int and INT64_MIN <= step <= INT64_MAX):
             step = validate_int64(step, f"step of metric '{key}'", allow_none=True)
         model_id = item.get("model_id") or None
-        if model_id is not None and not isinstance(model_id, str):
-            raise InvalidParameter(f"Invalid model_id {model_id!r} of metric '{key}'.")
-        points.append(
-            MetricPoint(
-                key,
-                value,
-                timestamp,
-                step or 0,
-                model_id,
-                item.get("dataset_name") or None,
-                item.get("dataset_digest") or None,
-            )
-        )
+        if model_id is not None:
+            model_id = validate_logged_model_id(model_id, f"of metric '{key}'")
+        dataset_name = item.get("dataset_name") or None
+        if dataset_name is not None:
+            dataset_name = validate_text(dataset_name, "dataset_name of metric", key, MAX_DATASET_NAME_SIZE)
+        dataset_digest = item.get("dataset_digest") or None
+        if dataset_digest is not None:
+            dataset_digest = validate_text(dataset_digest, "dataset_digest of metric", key, MAX_DATASET_DIGEST_SIZE)
+        points.append(MetricPoint(key, value, timestamp, step or 0, model_id, dataset_name, dataset_digest))
     return points
-
-
-def _validated_tags(tags: list[dict]) -> dict[str, str]:
-    return validate_tags(tags)
 
 
 _LATEST_UPSERT = """
@@ -326,11 +356,7 @@ def _metrics_write(run: Run, points: list[MetricPoint]) -> None:
 
 
 def _logged_model_metrics_write(run: Run, points: list[MetricPoint]) -> None:
-    model_ids = {p.model_id for p in points}
-    known = set(LoggedModel.objects.filter(pk__in=model_ids, experiment_id=run.experiment_id).values_list("pk", flat=True))
-    unknown = model_ids - known
-    if unknown:
-        raise NotFound(f"Logged model with ID '{sorted(unknown)[0]}' not found in experiment {run.experiment_id}.")
+    # run_log_batch has checked that the models exist in the run's experiment and that the actor may edit them.
     LoggedModelMetric.objects.bulk_create(
         [
             LoggedModelMetric(
@@ -400,6 +426,10 @@ def run_log_batch(
     tag_values = validate_tags(tags)
     run = _run_for_write(actor, run_id)
     _require_active_run(run)
+    _parent_run_check(actor, tag_values)
+    model_ids = {p.model_id for p in points if p.model_id}
+    if model_ids:
+        _logged_models_for_write(actor, run, model_ids)
     with transaction.atomic():
         _params_write(run, param_values)
         _tags_write(run, tag_values)
@@ -468,10 +498,12 @@ def run_log_inputs(
         if not isinstance(item, dict):
             raise InvalidParameter(f"Invalid dataset input {item!r}: expected an object.")
         fields = _dataset_fields(item)
-        tags = {}
-        for tag in item.get("tags") or []:
-            key = validate_text(tag.get("key") if isinstance(tag, dict) else None, "input tag", "key", MAX_INPUT_TAG_KEY_SIZE)
-            tags[key] = validate_text(tag.get("value"), "input tag", key, MAX_INPUT_TAG_VALUE_SIZE, allow_none=True)
+        tags = validate_tags(
+            item.get("tags"),
+            kind="input tag",
+            max_key_length=MAX_INPUT_TAG_KEY_SIZE,
+            max_value_length=MAX_INPUT_TAG_VALUE_SIZE,
+        )
         dataset, _ = Dataset.objects.get_or_create(
             experiment_id=run.experiment_id,
             name=fields["name"],
@@ -485,6 +517,9 @@ def run_log_inputs(
         model_id = item.get("model_id") if isinstance(item, dict) else None
         if not model_id or not isinstance(model_id, str):
             raise InvalidParameter("Each model input needs a 'model_id'.")
+        validate_logged_model_id(model_id, "of a model input")
+        # Using a model reads it: the actor must be able to see it.
+        logged_model_get_for_user(actor, model_id)
         RunModelInput.objects.get_or_create(run=run, model_id=model_id)
     return run
 
@@ -498,9 +533,8 @@ def run_log_outputs(*, actor: AbstractBaseUser, run_id: str, models: list[dict])
         model_id = item.get("model_id") if isinstance(item, dict) else None
         if not model_id or not isinstance(model_id, str):
             raise InvalidParameter("Each model output needs a 'model_id'.")
+        validate_logged_model_id(model_id, "of a model output")
         step = validate_int64(item.get("step"), "step") or 0
-        model = LoggedModel.objects.filter(pk=model_id, experiment_id=run.experiment_id).first()
-        if model is None:
-            raise NotFound(f"Logged model with ID '{model_id}' not found.")
+        model = _logged_models_for_write(actor, run, {model_id})[model_id]
         RunModelOutput.objects.update_or_create(run=run, model=model, defaults={"step": step})
     return run
