@@ -16,7 +16,9 @@ from rest_framework import authentication, exceptions, pagination, permissions
 from rest_framework.utils.urls import replace_query_param
 
 from portal import errors
-from portal.auth import WWW_AUTHENTICATE, user_from_authorization
+from portal.auth import user_from_authorization
+
+NATIVE_API_CHALLENGE = 'Bearer realm="mlportal"'
 
 
 class HeaderAuthentication(authentication.BaseAuthentication):
@@ -36,7 +38,9 @@ class HeaderAuthentication(authentication.BaseAuthentication):
         return (user, header.strip().partition(" ")[0].lower())
 
     def authenticate_header(self, request):
-        return WWW_AUTHENTICATE
+        # A Bearer challenge: browsers show no password prompt for it, so they never cache
+        # Basic credentials for the native API that another site could make them send.
+        return NATIVE_API_CHALLENGE
 
 
 class PasswordOrSession(permissions.BasePermission):

@@ -12,11 +12,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
 from portal import permissions, services
-from portal.errors import AlreadyExists, InvalidParameter, NotFound, PermissionDenied
+from portal.errors import NotFound, PermissionDenied
 from portal.models import ApiToken, Team, TeamDefaultGrant
 
 User = get_user_model()

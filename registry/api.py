@@ -10,12 +10,14 @@ name, versions by id (creation order).
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from portal import routes
 from portal.api import valid_input
-from registry import selectors, validation
+from registry import selectors, services, validation
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from tracking.api import PrivateInputSerializer
 
 _TAGS = serializers.DictField(child=serializers.CharField(), help_text="Tags by key.")
 
@@ -67,6 +69,14 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_object(self):
         return selectors.registered_model_get_for_user(self.request.user, self.kwargs["name"])
+
+    @extend_schema(request=PrivateInputSerializer, responses=RegisteredModelSerializer)
+    @action(detail=True, methods=["post"])
+    def private(self, request, name=None):
+        """Make the registered model private (only explicit grants reach it) or not. Needs MANAGE."""
+        data = valid_input(PrivateInputSerializer, request.data)
+        model = services.registered_model_set_private(actor=request.user, name=name, private=data["private"])
+        return Response(self.get_serializer(selectors.registered_model_get_for_user(request.user, model.name)).data)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

@@ -7,12 +7,15 @@ the primary key (a unique, stable order: a run's is its 32-hex id, not its start
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from portal import routes
 from portal.api import valid_input
 from portal.numbers import double_json
 from tracking import selectors
 from tracking.models import Experiment, LoggedModel, Run
+from tracking.services import experiments as experiment_services
 
 VIEW_TYPES = ["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
 
@@ -42,6 +45,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
         return {tag.key: tag.value for tag in experiment.tags.all()}
 
 
+class PrivateInputSerializer(serializers.Serializer):
+    private = serializers.BooleanField(help_text="True: signed-in users without a grant get nothing here.")
+
+
 class ListInputSerializer(serializers.Serializer):
     view_type = serializers.ChoiceField(
         choices=VIEW_TYPES, default="ACTIVE_ONLY", help_text="Active objects (the default), deleted ones, or both."
@@ -69,6 +76,16 @@ class ExperimentViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_object(self):
         return selectors.experiment_get_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(request=PrivateInputSerializer, responses=ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def private(self, request, pk=None):
+        """Make the experiment private (only explicit grants reach it) or not. Needs MANAGE."""
+        data = valid_input(PrivateInputSerializer, request.data)
+        experiment = experiment_services.experiment_set_private(
+            actor=request.user, experiment_id=pk, private=data["private"]
+        )
+        return Response(self.get_serializer(experiment).data)
 
 
 class RunSerializer(serializers.ModelSerializer):

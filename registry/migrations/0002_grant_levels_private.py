@@ -1,6 +1,5 @@
 from django.db import migrations, models
 
-
 # Before levels, a creator held three rows (view, change, manage). A grantee now holds one
 # level row: keep each grantee's highest and drop the rest; an owner left without a grant
 # (none should be) gets MANAGE, so existing data keeps working.

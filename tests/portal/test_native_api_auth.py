@@ -38,7 +38,7 @@ def test_anonymous_caller_gets_401_with_a_challenge(client, alice, route):
     response = client.get(V1 + route)
 
     assert response.status_code == 401
-    assert response["WWW-Authenticate"].startswith("Basic")
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_anonymous_write_gets_401(client, db):
@@ -190,3 +190,27 @@ def test_a_viewset_action_carries_its_viewsets_rule():
     view = TeamViewSet.as_view({"delete": "member_remove"})
 
     assert routes.rule_for(view) == routes.API
+
+
+def test_an_anonymous_caller_gets_a_bearer_challenge_that_browsers_do_not_prompt_for(client, db):
+    response = client.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+
+
+def test_a_form_post_with_basic_credentials_is_refused_before_any_view_acts(client, root):
+    from tests.portal.helpers import basic, fresh_password
+
+    password = fresh_password(root)
+    response = client.post(
+        "/api/v1/teams/",
+        data="name=evil",
+        content_type="application/x-www-form-urlencoded",
+        **basic("root", password),
+    )
+
+    assert response.status_code == 415
+    from django.contrib.auth.models import Group
+
+    assert not Group.objects.filter(name="evil").exists()

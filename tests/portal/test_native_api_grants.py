@@ -304,3 +304,35 @@ def test_a_superuser_sees_a_models_holders(client, root, model):
 
     assert response.status_code == 200
     assert ("user", "alice") in {(h["kind"], h["name"]) for h in response.json()["results"]}
+
+
+def test_a_manager_makes_an_experiment_private_and_an_editor_may_not(client, alice, bob, settings):
+    from portal import permissions
+    from tests.factories import make_experiment
+
+    experiment = make_experiment(owner=alice, name="to-hide")
+    permissions.grant_create(actor=alice, root=experiment, level="EDIT", user=bob)
+    client.force_login(bob)
+    assert client.post(f"/api/v1/experiments/{experiment.pk}/private/", {"private": True}, "application/json").status_code == 403
+    client.force_login(alice)
+
+    response = client.post(f"/api/v1/experiments/{experiment.pk}/private/", {"private": True}, "application/json")
+
+    assert response.status_code == 200
+    assert response.json()["private"] is True
+    permissions.grant_revoke(actor=alice, root=experiment, user=bob)
+    client.force_login(bob)
+    assert client.get(f"/api/v1/experiments/{experiment.pk}/").status_code == 404
+
+
+def test_a_manager_makes_a_registered_model_private(client, alice, charlie):
+    from registry import services
+
+    services.registered_model_create(actor=alice, name="quiet")
+    client.force_login(alice)
+
+    response = client.post("/api/v1/registered-models/quiet/private/", {"private": True}, "application/json")
+
+    assert response.status_code == 200
+    client.force_login(charlie)
+    assert client.get("/api/v1/registered-models/quiet/").status_code == 404
