@@ -7,7 +7,7 @@ portal.permissions'. Errors are domain errors, turned into DRF responses by
 portal.api.exception_handler.
 """
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth.models import Group
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -127,12 +127,15 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def password(self, request, username=None):
         """Set a password: one's own (with the current one), or anyone's for an administrator."""
         data = valid_input(PasswordInputSerializer, request.data)
-        services.user_password_change(
+        user = services.user_password_change(
             actor=request.user,
             username=username,
             password=data["password"],
             current_password=data.get("current_password"),
         )
+        if user.pk == request.user.pk and request.auth is None:
+            # One's own password, changed in a signed-in session: keep that session (others end).
+            update_session_auth_hash(request._request, user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

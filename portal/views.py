@@ -18,6 +18,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @routes.route_rule(routes.AUTHENTICATED)
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html")
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 import json
@@ -30,7 +31,6 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from portal import permissions
 from portal import services as portal_services
-from portal.errors import AlreadyExists
 from registry import services as registry_services
 from tests.conftest import PASSWORD, make_user
 from tests.factories import make_experiment, make_run
@@ -57,7 +57,16 @@ USERNAMES = {
     "superuser": "root",
 }
 # Each role's level on the objects built for it (None: not signed in; 9: superuser).
-LEVEL_OF_ROLE = {"anonymous": None, "no_grant": 0, "read": 1, "edit": 3, "manage": 4, "deny": 0, "team": 3, "superuser": 9}
+LEVEL_OF_ROLE = {
+    "anonymous": None,
+    "no_grant": 0,
+    "read": 1,
+    "edit": 3,
+    "manage": 4,
+    "deny": 0,
+    "team": 3,
+    "superuser": 9,
+}
 READ, EDIT, MANAGE = 1, 3, 4
 
 OK, UNAUTHENTICATED, HIDDEN, DENIED = "ok", "unauthenticated", "hidden", "denied"
@@ -192,9 +201,7 @@ def served_routes() -> dict[str, ServedRoute]:
         prefix = next((m for m in MLFLOW_MOUNTS if path.startswith(m)), "/")
         suffix = path[len(prefix) :]
         # Rows are keyed by the route under its first MLflow mount, so mirrors share one row.
-        canonical = next(
-            (m for m in MLFLOW_MOUNTS if prefix != "/" and _same_view(found, m + suffix, view)), prefix
-        )
+        canonical = next((m for m in MLFLOW_MOUNTS if prefix != "/" and _same_view(found, m + suffix, view)), prefix)
         key = canonical + suffix
         entry = found.setdefault(key, ServedRoute(key, suffix, view, namespace))
         entry.mounts.append(Mount(prefix, view))
@@ -241,9 +248,7 @@ class World:
         self.default_experiment = default_experiment
         self.alice = make_user("alice")
         self.zed = make_user("zed")  # a bystander: grants and memberships are made for him
-        self.users: dict[str, Any] = {
-            role: make_user(name) for role, name in USERNAMES.items() if role != "superuser"
-        }
+        self.users: dict[str, Any] = {role: make_user(name) for role, name in USERNAMES.items() if role != "superuser"}
         self.root = self.users["superuser"] = user_model.objects.create_superuser(
             username="root", password=PASSWORD, email="root@example.com"
         )
@@ -279,9 +284,16 @@ class World:
             self._sessions[role] = client
         return self._sessions[role]
 
+    def superuser_headers(self) -> list[str]:
+        """A superuser's Authorization headers: a Bearer token and HTTP Basic."""
+        basic = base64.b64encode(f"root:{PASSWORD}".encode()).decode()
+        return [f"Bearer {self.tokens['superuser']}", f"Basic {basic}"]
+
     def forget_session(self, role: str) -> None:
         """Sign `role` in again on its next request (a password change ends its session)."""
         self._sessions.pop(role, None)
+        if role in self.users:
+            self.users[role].refresh_from_db()  # the session is bound to the current password
 
     def grant(self, root: Any, roles: tuple[str, ...], *, actor: Any = None) -> None:
         actor = actor or self.alice
@@ -298,10 +310,7 @@ class World:
     def grant_default_experiment(self, roles: tuple[str, ...]) -> Experiment:
         """Each role's grant on the Default experiment (once per test: it is one object)."""
         missing = tuple(role for role in roles if role not in self._default_granted)
-        try:
-            self.grant(self.default_experiment, missing, actor=self.root)
-        except AlreadyExists:  # pragma: no cover - guarded by _default_granted
-            pass
+        self.grant(self.default_experiment, missing, actor=self.root)
         self._default_granted.update(missing)
         return self.default_experiment
 
@@ -311,7 +320,9 @@ class World:
         experiment = make_experiment(owner=self.alice, name=self.unique("experiment"))
         self.grant(experiment, roles)
         if tag:
-            experiment_services.experiment_tag_set(actor=self.alice, experiment_id=str(experiment.pk), key="k", value="v")
+            experiment_services.experiment_tag_set(
+                actor=self.alice, experiment_id=str(experiment.pk), key="k", value="v"
+            )
         return experiment
 
     def run(
@@ -400,18 +411,21 @@ def model_root(model) -> str:
 # ---------------------------------------------------------------- sending
 
 
-def send(world: World, role: str, method: str, path: str, call: Call, *, token_role: str | None = None):
+def send(world: World, role: str, method: str, path: str, call: Call, *, authorization: str | None = None):
     """Send one request as `role`: a Bearer token on the MLflow door, a session elsewhere.
 
-    `token_role` sends that role's token instead (pages must ignore it)."""
+    `authorization` sends that Authorization header instead (pages must ignore it)."""
     door = door_of(path)
     client = world.client(role, session=door != "mlflow")
     headers = {}
-    bearer_role = token_role or (role if door == "mlflow" and role != "anonymous" else None)
-    if bearer_role:
-        headers["HTTP_AUTHORIZATION"] = f"Bearer {world.tokens[bearer_role]}"
-    query = {key: value.replace("{me}", world.username(role)) if isinstance(value, str) else value
-             for key, value in (call.query or {}).items()}
+    if authorization:
+        headers["HTTP_AUTHORIZATION"] = authorization
+    elif door == "mlflow" and role != "anonymous":
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {world.tokens[role]}"
+    query = {
+        key: value.replace("{me}", world.username(role)) if isinstance(value, str) else value
+        for key, value in (call.query or {}).items()
+    }
     full = path + ("?" + urlencode(query, doseq=True) if query else "")
     body, content_type = b"", "application/octet-stream"
     if isinstance(call.body, bytes):
@@ -455,6 +469,8 @@ class Case:
     fresh: bool = False
     ok: int = 200
     check: Callable[[World, Subject, str, Any], None] | None = None
+    # For a fresh case: did the request's change happen? It must exactly when allowed.
+    effect: Callable[[Subject], bool] | None = None
 
 
 @dataclass
@@ -501,7 +517,9 @@ def _outcome_failure(door: str, outcome: str, ok: int, response) -> str | None:
     return None
 
 
-def run_row(world: World, row: Row, route: ServedRoute, *, mirror_roles: tuple[str, ...] = ROLES) -> tuple[list[str], int]:
+def run_row(
+    world: World, row: Row, route: ServedRoute, *, mirror_roles: tuple[str, ...] = ROLES
+) -> tuple[list[str], int]:
     """Run every case of `row` for every method, mount and role. Returns (failures, requests)."""
     from django.urls import resolve
 
@@ -534,18 +552,26 @@ def run_row(world: World, row: Row, route: ServedRoute, *, mirror_roles: tuple[s
                     response = send(world, role, method, path, call)
                     sent += 1
                     problem = _outcome_failure(door, outcome, case.ok, response)
+                    if problem is None and case.effect is not None and case.effect(subject) != (outcome == OK):
+                        problem = (
+                            "refused, yet its change happened" if outcome != OK else "allowed, yet nothing changed"
+                        )
                     if problem is None and case.check is not None:
                         try:
                             case.check(world, subject, role, response)
                         except AssertionError as exc:
                             problem = f"check failed: {exc}"
                     if problem is None and door == "page" and role == "anonymous":
-                        # A token opens the API doors only: on a page it must not sign anyone in.
-                        with_token = send(world, role, method, path, case.call(world, subject, role, method),
-                                          token_role="superuser")
-                        sent += 1
-                        problem = _outcome_failure(door, outcome, case.ok, with_token)
-                        problem = problem and f"with a superuser's Bearer token and no session: {problem}"
+                        # Tokens and Basic open the API doors only: on a page they sign nobody in.
+                        for header in world.superuser_headers():
+                            again = send(
+                                world, role, method, path, case.call(world, subject, role, method), authorization=header
+                            )
+                            sent += 1
+                            problem = _outcome_failure(door, outcome, case.ok, again)
+                            if problem:
+                                problem = f"with a superuser's {header.split()[0]} credentials: {problem}"
+                                break
                     if problem:
                         failures.append(f"{where}: {problem}")
     return failures, sent
@@ -571,8 +597,10 @@ def _run_list(world, case: ListCase, route, mount, method, role, universe) -> tu
         if len(ids) > 1:
             return [f"{where}: page {sent} holds {len(ids)} items, asked for one"], sent
         seen += ids
-        if not token or sent > 50:
+        if not token:
             break
+        if sent > 50:
+            return [f"{where}: still more pages after {sent}"], sent
     expected = case.expected(world, universe, role)
     problems = []
     if len(seen) != len(set(seen)):

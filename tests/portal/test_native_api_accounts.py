@@ -394,3 +394,19 @@ def test_someone_elses_token_is_404(client, alice, bob):
     assert post(client, V1 + f"tokens/{created.token.pk}/revoke/").status_code == 404
     created.token.refresh_from_db()
     assert created.token.revoked_at is None
+
+
+def test_changing_ones_own_password_in_a_session_keeps_that_session(client, db):
+    from tests.conftest import make_user
+
+    dora = make_user("dora")
+    client.force_login(dora)
+
+    response = client.post(
+        "/api/v1/users/dora/password/",
+        {"password": "a much longer new passphrase", "current_password": "correct horse battery staple"},
+        "application/json",
+    )
+
+    assert response.status_code == 204
+    assert client.get("/api/v1/me/").status_code == 200
