@@ -127,12 +127,6 @@ def resource_key(root: Model) -> str:
     return str(getattr(root, type(root).access_resource_key))
 
 
-def _root_of_model(model: type[Model]) -> type[Model]:
-    while not hasattr(model, "access_resource_type"):
-        model = model._meta.get_field(model.access_parent).related_model
-    return model
-
-
 def resource_get(user: User, resource_type: str, key: Any) -> Model:
     """The root of `resource_type` that grant APIs call `key` (an experiment id, a registered
     model name), if `user` may read it; NotFound otherwise, whether missing or hidden."""

@@ -4,23 +4,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.test import override_settings
-from django.urls import URLPattern, URLResolver, get_resolver, path
+from django.urls import get_resolver, path
 
 from portal import routes, views
 from tests.portal.helpers import bearer
-
-
-def walk(patterns, prefix="", namespace=""):
-    """Yield (route, view, namespace) for every URLPattern, descending through includes."""
-    for entry in patterns:
-        route = prefix + str(entry.pattern)
-        if isinstance(entry, URLResolver):
-            inner = namespace
-            if entry.namespace:
-                inner = f"{namespace}:{entry.namespace}" if namespace else entry.namespace
-            yield from walk(entry.url_patterns, route, inner)
-        elif isinstance(entry, URLPattern):
-            yield route, entry.callback, namespace
+from tests.portal.matrix import walk
 
 
 def test_the_walk_sees_the_whole_url_configuration():
