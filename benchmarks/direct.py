@@ -63,37 +63,41 @@ def portal(args) -> dict:
     return result
 
 
+def inserter(model, given: list[str]):
+    """A function writing rows of `given` attribute values into model's table; other
+    columns get their field defaults, so a new column with a default does not break it.
+    COPY on PostgreSQL, multi-row INSERTs elsewhere (Django set up)."""
+    from django.db import connection
+
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.attname in given]
+    missing = [f for f in fields if f.attname not in given]
+    defaults = tuple(f.get_db_prep_save(f.get_default(), connection) for f in missing)
+    columns = [f.column for f in fields if f.attname in given] + [f.column for f in missing]
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    table = connection.ops.quote_name(model._meta.db_table)
+
+    def insert(cursor, rows: list[tuple]) -> int:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row, *defaults))
+            return len(rows)
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            values = [v for row in chunk for v in (*row, *defaults)]
+            cursor.execute(f"INSERT INTO {table} ({quoted}) VALUES {', '.join([one] * len(chunk))}", values)
+        return len(rows)
+
+    return insert
+
+
 def portal_insert(experiment_id, first: int, runs: int, steps: int, runs_per_transaction: int) -> dict:
     """Bulk-insert runs first..first+runs-1 into the portal's database (Django set up)."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
     from tracking.models import Experiment, LatestMetric, Metric, Param, Run, RunTag
-
-    def inserter(model, given: list[str]):
-        """A function writing rows of `given` attribute values into model's table; other
-        columns get their field defaults, so a new column with a default does not break it."""
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.attname in given]
-        missing = [f for f in fields if f.attname not in given]
-        defaults = tuple(f.get_db_prep_save(f.get_default(), connection) for f in missing)
-        columns = [f.column for f in fields if f.attname in given] + [f.column for f in missing]
-        quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        table = connection.ops.quote_name(model._meta.db_table)
-
-        def insert(cursor, rows: list[tuple]) -> int:
-            if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row((*row, *defaults))
-                return len(rows)
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                chunk = rows[start : start + ROWS_PER_STATEMENT]
-                values = [v for row in chunk for v in (*row, *defaults)]
-                cursor.execute(f"INSERT INTO {table} ({quoted}) VALUES {', '.join([one] * len(chunk))}", values)
-            return len(rows)
-
-        return insert
 
     insert_run = inserter(
         Run, ["id", "experiment_id", "name", "owner_id", "user_id", "status", "start_time", "end_time", "lifecycle_stage", "artifact_uri"]

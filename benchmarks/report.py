@@ -10,6 +10,9 @@ VARIANTS = {
     "portal_basic": "portal (basic)",
     "mlflow": "MLflow",
     "mlflow_auth": "MLflow basic-auth",
+    # The permissions workload compares two portal users with each other, not with MLflow.
+    "superuser": "superuser",
+    "grantee": "user in 2 teams",
 }
 PORTAL_VARIANTS = ("portal_token", "portal_basic")
 
@@ -28,18 +31,19 @@ class Failed:
 class Target:
     """What the portal's value must satisfy.
 
-    kind: "ratio<=" / "ratio>=": portal / MLflow against bound; "<=" / ">=" / "<": the
-    portal's value itself against bound.
+    kind: "ratio<=" / "ratio>=": portal / MLflow (or the row's baseline, named `of`)
+    against bound; "<=" / ">=" / "<": the portal's value itself against bound.
     """
 
     kind: str
     bound: float
+    of: str = "MLflow"
 
     def text(self, unit: str) -> str:
         if self.kind == "ratio<=":
-            return f"≤ {_fraction(self.bound)} MLflow"
+            return f"≤ {_fraction(self.bound)} {self.of}"
         if self.kind == "ratio>=":
-            return f"≥ {self.bound:g}× MLflow"
+            return f"≥ {self.bound:g}× {self.of}"
         unit = f" {unit}" if unit and unit not in ("×", "ratio") else ("×" if unit == "×" else "")
         return f"{self.kind.replace('<=', '≤').replace('>=', '≥')} {self.bound:g}{unit}"
 
@@ -76,9 +80,13 @@ class Row:
     values: dict = field(default_factory=dict)
     target: Target | None = None
     note: str = ""
+    # (subject, baseline): a row comparing two variants with each other (the permissions
+    # workload: a user with grants against a superuser) rather than the portal with MLflow.
+    compare: tuple[str, str] | None = None
 
     def ratio(self) -> float | None:
-        portal, mlflow = self.values.get("portal_token"), self.values.get("mlflow")
+        subject, baseline = self.compare or ("portal_token", "mlflow")
+        portal, mlflow = self.values.get(subject), self.values.get(baseline)
         if _number(portal) and _number(mlflow) and mlflow:
             return portal / mlflow
         return None
@@ -86,6 +94,15 @@ class Row:
     def verdict(self) -> str:
         if self.target is None:
             return ""
+        if self.compare:
+            subject, baseline = self.compare
+            value, base = self.values.get(subject), self.values.get(baseline)
+            if isinstance(value, Failed) or isinstance(base, Failed):
+                return "FAIL"
+            if not _number(value) or not _number(base):
+                return "n/a"
+            held = self.target.holds(value, base)
+            return "n/a" if held is None else ("pass" if held else "FAIL")
         portal_values = [self.values[v] for v in PORTAL_VARIANTS if v in self.values]
         if not portal_values:
             return "n/a"
@@ -106,10 +123,11 @@ class Sheet:
         self.rows: dict[tuple[str, str], Row] = {}
         self.sections: dict[str, list] = {}  # extra tables: name -> list of (header, rows)
 
-    def put(self, workload: str, metric: str, variant: str, value, unit: str = "", target: Target | None = None, note: str = ""):
+    def put(self, workload: str, metric: str, variant: str, value, unit: str = "", target: Target | None = None, note: str = "",
+            compare: tuple[str, str] | None = None):  # fmt: skip
         row = self.rows.get((workload, metric))
         if row is None:
-            row = self.rows[(workload, metric)] = Row(workload, metric, unit, target=target)
+            row = self.rows[(workload, metric)] = Row(workload, metric, unit, target=target, compare=compare)
         row.values[variant] = value
         if target is not None:
             row.target = target
@@ -151,10 +169,10 @@ def fmt(value, unit: str = "") -> str:
     return text
 
 
-def table_rows(sheet: Sheet, variants: list[str]) -> tuple[list[str], list[list[str]]]:
-    header = ["workload", "metric", "unit", *[VARIANTS[v] for v in variants], "portal/MLflow", "target", "result"]
+def table_rows(rows: list[Row], variants: list[str], ratio_name: str = "portal/MLflow") -> tuple[list[str], list[list[str]]]:
+    header = ["workload", "metric", "unit", *[VARIANTS[v] for v in variants], ratio_name, "target", "result"]
     lines = []
-    for row in sheet.rows.values():
+    for row in rows:
         ratio = row.ratio()
         lines.append(
             [
@@ -194,15 +212,23 @@ def markdown_table(header: list[str], lines: list[list[str]]) -> str:
 def render(result: dict, markdown: bool) -> str:
     """One backend's report: settings, the main table, memory, notes, the machine."""
     sheet: Sheet = result["sheet"]
-    variants = [v for v in VARIANTS if any(v in row.values for row in sheet.rows.values())]
     table = markdown_table if markdown else text_table
     h = "### " if markdown else "== "
     parts = [f"{h}{result['title']}", ""]
     for key, value in result["settings"].items():
         parts.append(f"- {key}: {value}" if markdown else f"{key}: {value}")
     parts.append("")
-    header, lines = table_rows(sheet, variants)
-    parts += [table(header, lines), ""]
+    against_mlflow = [row for row in sheet.rows.values() if not row.compare]
+    if against_mlflow:
+        variants = [v for v in VARIANTS if any(v in row.values for row in against_mlflow)]
+        header, lines = table_rows(against_mlflow, variants)
+        parts += [table(header, lines), ""]
+    # Rows comparing two variants with each other: one table per pair.
+    for pair in dict.fromkeys(row.compare for row in sheet.rows.values() if row.compare):
+        subject, baseline = pair
+        rows = [row for row in sheet.rows.values() if row.compare == pair]
+        header, lines = table_rows(rows, [baseline, subject], f"{VARIANTS[subject]} / {VARIANTS[baseline]}")
+        parts += [table(header, lines), ""]
     for name, (sheader, slines) in sheet.sections.items():
         parts += [f"{h}{name}" if markdown else f"-- {name}", "", table(sheader, slines), ""]
     notes = [f"{r.workload} / {r.metric}: {r.note}" for r in sheet.rows.values() if r.note]
@@ -245,6 +271,7 @@ def as_json(result: dict) -> dict:
                 "unit": row.unit,
                 "values": {variant: value(v) for variant, v in row.values.items()},
                 "ratio": row.ratio(),
+                "compare": list(row.compare) if row.compare else None,
                 "target": row.target.text(row.unit) if row.target else None,
                 "verdict": row.verdict() or None,
             }

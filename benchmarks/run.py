@@ -5,6 +5,8 @@
 For each backend: fresh databases and directories in a temporary folder, the portal under
 gunicorn and `mlflow server` with its defaults, both on 127.0.0.1; the workloads of
 workloads.py against both; one table printed (and written as Markdown with --report).
+`mlflow server` is not started when every chosen workload is the portal's alone
+(`--workloads permissions`: a user with team grants against a superuser).
 Everything started is stopped and every database dropped at exit, also on errors and
 Ctrl-C. Exit status: 0 when the run completed (whatever the targets say), 1 on error,
 130 when interrupted; --strict makes a missed target exit 2.
@@ -44,7 +46,10 @@ WORKLOADS = {
     "artifacts": workloads.workload_artifacts,
     "load": workloads.workload_load,
     "keepalive": workloads.workload_keepalive,
+    "permissions": workloads.workload_permissions,
 }
+# Workloads that compare the portal with itself: MLflow is not started for them alone.
+PORTAL_ONLY = {"permissions"}
 
 
 def basic_header(username: str, password: str) -> dict:
@@ -99,6 +104,7 @@ def measure_mlflow_auth(bench: workloads.Bench, tmp: Path, mlflow_uri: str) -> s
 
 def run_backend(backend: str, args, stop: threading.Event) -> dict:
     scale = workloads.SCALES[args.scale]
+    with_mlflow = any(name not in PORTAL_ONLY for name in args.workloads)
     started = time.monotonic()
     load_before = servers.load_average()
     with ExitStack() as stack:
@@ -109,25 +115,31 @@ def run_backend(backend: str, args, stop: threading.Event) -> dict:
         if backend == "postgres":
             portal_db, mlflow_db = f"bench_portal_{os.getpid()}", f"bench_mlflow_{os.getpid()}"
             servers.pg_create_database(stack, portal_db)
-            servers.pg_create_database(stack, mlflow_db)
             base = f"{servers.PG_USER}@{servers.PG_HOST}:{servers.PG_PORT}"
             portal_url = f"postgres://{base}/{portal_db}"
-            mlflow_uri = f"{mlflow_pg_scheme()}://{base}/{mlflow_db}"
+            mlflow_uri = ""
+            if with_mlflow:
+                servers.pg_create_database(stack, mlflow_db)
+                mlflow_uri = f"{mlflow_pg_scheme()}://{base}/{mlflow_db}"
         else:
             portal_url = None
             mlflow_uri = f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}"
         (tmp / "mlflow").mkdir()
-        mlflow = servers.start_mlflow(stack, tmp / "mlflow", mlflow_uri, tmp / "mlflow" / "artifacts")
+        mlflow = None
+        if with_mlflow:
+            mlflow = servers.start_mlflow(stack, tmp / "mlflow", mlflow_uri, tmp / "mlflow" / "artifacts")
         log("portal: migrate, superuser, token, gunicorn")
         portal = servers.start_portal(stack, tmp / "portal", portal_url, workers=args.workers, threads=args.threads)
-        log("waiting for mlflow server")
-        servers.wait_mlflow(mlflow)
-        log("both servers are up")
+        if mlflow is not None:
+            log("waiting for mlflow server")
+            servers.wait_mlflow(mlflow)
+            log("both servers are up")
 
         sampler = servers.MemorySampler()
         stack.callback(sampler.stop)
         sampler.watch("portal", portal.process.pid)
-        sampler.watch("mlflow", mlflow.process.pid)
+        if mlflow is not None:
+            sampler.watch("mlflow", mlflow.process.pid)
         sampler.start()
         time.sleep(0.3)
         baseline = {name: tree.current for name, tree in sampler.trees.items()}
@@ -135,10 +147,17 @@ def run_backend(backend: str, args, stop: threading.Event) -> dict:
         targets = [
             Target("portal_token", "portal (token)", portal.url, {"Authorization": f"Bearer {portal.token}"}, "portal"),
             Target("portal_basic", "portal (basic)", portal.url, basic_header(portal.username, portal.password), "portal"),
-            Target("mlflow", "MLflow", mlflow.url, {}, "mlflow"),
         ]
+        if mlflow is not None:
+            targets.append(Target("mlflow", "MLflow", mlflow.url, {}, "mlflow"))
         sheet = Sheet()
-        bench = workloads.Bench(backend, scale, sheet, targets, sampler, tmp, portal.env, mlflow_uri, stop)
+
+        def serve_portal(server_stack: ExitStack, extra_env: dict, name: str) -> str:
+            env = {**portal.env, **extra_env}
+            return servers.serve_portal(server_stack, tmp / "portal", env, workers=args.workers, threads=args.threads, name=name)[0]
+
+        bench = workloads.Bench(backend, scale, sheet, targets, sampler, tmp, portal.env, mlflow_uri, stop,
+                                serve_portal=serve_portal)  # fmt: skip
         failed_workloads = []
         for name in args.workloads:
             began = time.monotonic()
@@ -153,7 +172,7 @@ def run_backend(backend: str, args, stop: threading.Event) -> dict:
                 log(f"workload {name} failed:\n{traceback.format_exc()}")
 
         auth_config = "not measured at this scale"
-        if scale.auth_mlflow and not args.no_mlflow_auth and "load" in args.workloads and "search" in args.workloads:
+        if mlflow is not None and scale.auth_mlflow and not args.no_mlflow_auth and "load" in args.workloads and "search" in args.workloads:
             auth_config = measure_mlflow_auth(bench, tmp, mlflow_uri)
 
         memory_lines = []
@@ -169,7 +188,7 @@ def run_backend(backend: str, args, stop: threading.Event) -> dict:
         sampler.stop()
         settings = {
             "portal": portal.config,
-            "MLflow": mlflow.config + " (defaults: uvicorn, 4 workers)",
+            "MLflow": mlflow.config + " (defaults: uvicorn, 4 workers)" if mlflow else "not started: no chosen workload needs it",
             "MLflow basic-auth": auth_config,
             "sizes": (
                 f"ingest {scale.ingest_runs} runs (1 writer) and 8×{scale.ingest_runs_per_writer} runs (8 writers), "
@@ -177,18 +196,22 @@ def run_backend(backend: str, args, stop: threading.Event) -> dict:
                 f"(growth {', '.join(f'{n:,}' for n in sorted(set(scale.search_sizes) | {scale.search_main}))}); "
                 f"history {scale.history_steps:,} points; registry {scale.registry_versions} versions; "
                 f"artifacts {scale.artifact_files} × 1 MB + 1 × {scale.artifact_big_mb} MB; "
-                f"reads under load {scale.load_seconds:g} s; ≤ {scale.reps} repetitions / ≤ {scale.rep_seconds:g} s per latency"
+                f"reads under load {scale.load_seconds:g} s; ≤ {scale.reps} repetitions / ≤ {scale.rep_seconds:g} s per latency; "
+                f"permissions {scale.perm_experiments:,} experiments, {scale.perm_runs:,} runs, {scale.perm_models:,} registered "
+                f"models, ≤ {scale.perm_reps} request pairs / ≤ {scale.perm_seconds:g} s per query"
             ),
             "load average (1/5/15 min) before → after": f"{load_before} → {servers.load_average()}",
             "duration": f"{time.monotonic() - started:.0f} s",
         }
         # The report names no path of this machine: the temporary directory becomes <tmp>.
         settings = {key: value.replace(str(tmp), "<tmp>") for key, value in settings.items()}
-        notes = bench.notes + [
-            "The ratio column is portal (token) / MLflow; a target passes only if both portal columns meet it.",
-            "Search runs are seeded straight into each database (same rows for both, one metric point per key); "
-            "ingest, history, registry and artifacts go through HTTP.",
-        ]
+        notes = list(bench.notes)
+        if mlflow is not None:
+            notes += [
+                "The ratio column is portal (token) / MLflow; a target passes only if both portal columns meet it.",
+                "Search runs are seeded straight into each database (same rows for both, one metric point per key); "
+                "ingest, history, registry and artifacts go through HTTP.",
+            ]
         log("stopping servers, dropping databases")
     return {
         "title": f"Backend: {'PostgreSQL' if backend == 'postgres' else 'SQLite'}, scale {scale.name}",
@@ -207,7 +230,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every measured value as JSON to this file")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="gunicorn workers for the portal")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per gunicorn worker")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help=f"comma-separated subset of {','.join(WORKLOADS)} (MLflow is not started for permissions alone)")  # fmt: skip
     parser.add_argument("--keep-logs", type=Path, help="copy the servers' logs into this directory")
     parser.add_argument("--no-mlflow-auth", action="store_true", help="skip MLflow's basic-auth app")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a target is missed")
@@ -242,7 +266,10 @@ def main() -> int:
     text = "\n".join(report.render(r, markdown=False) for r in results) + "\n" + report.render_machine(machine, False)
     print(text)
     if args.report:
-        title = f"## Benchmark: portal vs MLflow {machine['mlflow']}, scale {args.scale}, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
+        what = f"portal vs MLflow {machine['mlflow']}"
+        if all(name in PORTAL_ONLY for name in args.workloads):
+            what = "the portal's permission filter"
+        title = f"## Benchmark: {what}, scale {args.scale}, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
         markdown = title + "\n".join(report.render(r, markdown=True) for r in results) + "\n" + report.render_machine(machine, True)
         args.report.write_text(markdown)
         log(f"report written to {args.report}")

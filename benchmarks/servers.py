@@ -207,15 +207,21 @@ def start_portal(stack: ExitStack, workdir: Path, database_url: str | None, *, w
         {"DJANGO_SUPERUSER_USERNAME": username, "DJANGO_SUPERUSER_PASSWORD": password, "DJANGO_SUPERUSER_EMAIL": "bench@example.com"},
     )
     token = run(["shell", "-c", _MAKE_TOKEN.format(username=username)]).strip().splitlines()[-1]
+    url, process, config = serve_portal(stack, workdir, env, workers=workers, threads=threads)
+    return Portal(url, process, env, username, password, token, config=config)
 
+
+def serve_portal(stack: ExitStack, workdir: Path, env: dict, *, workers: int, threads: int, name: str = "gunicorn"):
+    """gunicorn serving the portal on a free port of 127.0.0.1 with `env` (a migrated
+    database); stopped when the stack closes. (url, Process, its command line)."""
     port = free_port()
     args = ["-b", f"127.0.0.1:{port}", "-k", "gthread", "-w", str(workers), "--threads", str(threads), "--timeout", "300"]
     cmd = [str(VENV_BIN / "gunicorn"), "portal.wsgi:application", *args, "--log-level", "warning"]
-    process = Process("portal (gunicorn)", cmd, cwd=REPO, env=env, log_file=workdir / "gunicorn.log")
+    process = Process(f"portal ({name})", cmd, cwd=REPO, env=env, log_file=workdir / f"{name}.log")
     stack.callback(process.stop)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(process, f"{url}/healthz")
-    return Portal(url, process, env, username, password, token, config="gunicorn portal.wsgi:application " + " ".join(args))
+    return url, process, "gunicorn portal.wsgi:application " + " ".join(args)
 
 
 # ---------------------------------------------------------------- MLflow

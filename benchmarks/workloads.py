@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,14 +46,24 @@ class Scale:
     reps: int  # most repetitions of one latency measurement
     rep_seconds: float  # time cap of one latency measurement (at least MIN_REPS are taken)
     auth_mlflow: bool  # also measure MLflow's basic-auth app
+    # The permissions workload: seeded experiments, runs and registered models; the most
+    # (superuser, user) request pairs per query and the time cap of one query's pairs.
+    perm_experiments: int = 10_000
+    perm_runs: int = 100_000
+    perm_models: int = 10_000
+    perm_reps: int = 60
+    perm_seconds: float = 20.0
 
 
 SCALES = {
-    "tiny": Scale("tiny", 2, 1, 10, 2, 100, (100,), 2_000, 3, 2, 2, 1.0, 5, 1.0, False),
-    "small": Scale("small", 5, 2, 15, 20, 2_000, (2_000,), 20_000, 20, 20, 100, 3.0, 20, 1.0, True),
+    "tiny": Scale("tiny", 2, 1, 10, 2, 100, (100,), 2_000, 3, 2, 2, 1.0, 5, 1.0, False,
+                  perm_experiments=20, perm_runs=400, perm_models=20, perm_reps=5, perm_seconds=1.0),
+    "small": Scale("small", 5, 2, 15, 20, 2_000, (2_000,), 20_000, 20, 20, 100, 3.0, 20, 1.0, True,
+                   perm_experiments=1_000, perm_runs=10_000, perm_models=1_000, perm_reps=20, perm_seconds=5.0),
     "medium": Scale("medium", 20, 5, 60, 50, 2_000, (1_000, 2_000, 10_000), 100_000, 100, 50, 100, 10.0, 50, 8.0, True),
-    "large": Scale("large", 40, 10, 120, 100, 2_000, (1_000, 2_000, 10_000, 100_000), 100_000, 100, 50, 100, 20.0, 100, 20.0, True),
-}
+    "large": Scale("large", 40, 10, 120, 100, 2_000, (1_000, 2_000, 10_000, 100_000), 100_000, 100, 50, 100, 20.0, 100, 20.0, True,
+                   perm_reps=100, perm_seconds=40.0),
+}  # fmt: skip
 MIN_REPS = 3
 
 W_INGEST = "1 ingest"
@@ -62,6 +73,7 @@ W_REGISTRY = "4 registry"
 W_ARTIFACTS = "5 artifacts"
 W_LOAD = "6 reads under write load"
 W_KEEPALIVE = "7 keep-alive"
+W_PERMISSIONS = "8 permissions"
 
 
 @dataclass
@@ -79,6 +91,9 @@ class Bench:
     stop: threading.Event
     notes: list = field(default_factory=list)
     state: dict = field(default_factory=dict)  # ids shared between workloads, per server
+    # serve_portal(stack, extra_env, name) -> url: another gunicorn on the portal's database,
+    # with the run's workers and threads and `extra_env` on top of the portal's environment.
+    serve_portal: object = None
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
@@ -870,3 +885,141 @@ def workload_keepalive(bench: Bench, targets: list | None = None) -> None:
             else:
                 bench.sheet.put(W_KEEPALIVE, f"{name}: keep-alive p50 / fresh p50", target.name, failed, "×", Goal("<=", 1.05))
         reused.close()
+
+
+# ---------------------------------------------------------------- 8. permissions
+
+PERM_DEFAULTS = ("NONE", "READ")  # PORTAL_DEFAULT_PERMISSION for each measured server
+PERM_WARMUP = 4  # request pairs per query before timing: every gunicorn worker has run it once or so
+PERM_TARGET = Goal("ratio<=", 1.5, of="superuser")
+PERM_COMPARE = ("grantee", "superuser")
+
+
+def workload_permissions(bench: Bench) -> None:
+    """A user whose grants come through two teams against a superuser, on the same data:
+    the read requests whose permission filter grows with the data (seed_permissions.py
+    describes the data and the grants). The portal only: MLflow has nothing to compare.
+
+    For each PORTAL_DEFAULT_PERMISSION in PERM_DEFAULTS a gunicorn of its own (the run's
+    workers and threads) serves the portal's database; each query is sent by both users in
+    turn (superuser first in even rounds, the user first in odd ones) over keep-alive
+    connections, so both see the same machine load."""
+    s = bench.scale
+    if bench.serve_portal is None:
+        raise RuntimeError("the permissions workload needs bench.serve_portal")
+    log(f"permissions: seeding {s.perm_experiments:,} experiments, {s.perm_runs:,} runs, {s.perm_models:,} registered models, "
+        "two teams' grants")  # fmt: skip
+    args = [sys.executable, str(BENCH_DIR / "seed_permissions.py"), "--experiments", str(s.perm_experiments),
+            "--runs", str(s.perm_runs), "--models", str(s.perm_models), "--analyze"]  # fmt: skip
+    seeded = run_script(args, bench.portal_env, timeout=7200)
+    log(f"  seeded in {seeded['seconds']:.0f} s ({seeded['rows']:,} run rows, {seeded['grants']:,} grant rows)")
+    bench.notes.append(
+        f"permissions: {s.perm_experiments:,} experiments, {s.perm_runs:,} runs ({seeded['rows']:,} rows with their tags, "
+        f"params and metrics), {s.perm_models:,} registered models with a version each, seeded straight into the database "
+        f"in {seeded['seconds']:.0f} s; the user reads {seeded['visible_experiments']['NONE']:,} experiments under "
+        f"PORTAL_DEFAULT_PERMISSION=NONE and {seeded['visible_experiments']['READ']:,} under READ; keep-alive, "
+        "superuser and user interleaved"
+    )
+    superuser = Target("superuser", "superuser", "", bench.target("portal_token").headers, "portal")
+    grantee = Target("grantee", "user in 2 teams", "", {"Authorization": f"Bearer {seeded['token']}"}, "portal")
+    for default in PERM_DEFAULTS:
+        bench.check_stop()
+        with ExitStack() as stack:
+            log(f"permissions: portal with PORTAL_DEFAULT_PERMISSION={default}")
+            url = bench.serve_portal(stack, {"PORTAL_DEFAULT_PERMISSION": default}, f"gunicorn-default-{default.lower()}")
+            clients = {
+                name: stack.enter_context(closing(Client(Target(t.name, t.label, url, t.headers, t.server), True)))
+                for name, t in (("superuser", superuser), ("grantee", grantee))
+            }
+            _permission_checks(bench, clients, seeded, default)
+            for label, method, path, params, body in _permission_queries(bench, seeded):
+                log(f"permissions [default {default}] {label}")
+                times = attempt(lambda: _paired(bench, clients, method, path, params, body))
+                for variant in ("superuser", "grantee"):
+                    value = times if isinstance(times, Failed) else times[variant]
+                    failed = isinstance(value, Failed)
+                    for name, number, goal in (
+                        ("p50", value if failed else statistics.median(value) * 1000, None),
+                        ("p95", value if failed else pct(value, 0.95) * 1000, PERM_TARGET),
+                    ):
+                        bench.sheet.put(W_PERMISSIONS, f"{label} [default {default}] {name}", variant, number, "ms", goal,
+                                        note=f"{variant}: {value.reason}" if failed else "", compare=PERM_COMPARE)  # fmt: skip
+
+
+def _permission_queries(bench: Bench, seeded: dict) -> list[tuple]:
+    s = bench.scale
+    label, filter_string, order_by = QUERIES[-1]
+    several = seeded["several"]
+    return [
+        (f"runs/search, {label}, 100/page, 1 experiment of {seeded['big_runs']:,} runs", "POST", f"{API}/runs/search", None,
+         search_body(seeded["big"], filter_string, order_by, 100)),
+        (f"runs/search, the same, {len(several)} experiments of {seeded['several_runs'] // len(several):,} runs", "POST",
+         f"{API}/runs/search", None, {**search_body(several[0], filter_string, order_by, 100), "experiment_ids": several}),
+        (f"experiments/search, name LIKE 'perm-exp-%', 1000/page ({s.perm_experiments:,} match)", "POST",
+         f"{API}/experiments/search", None, {"max_results": 1000, "filter": "name LIKE 'perm-exp-%'", "view_type": "ACTIVE_ONLY"}),
+        (f"experiments/search, name LIKE 'perm-exp-%7', 1000/page ({s.perm_experiments // 10:,} match)", "POST",
+         f"{API}/experiments/search", None, {"max_results": 1000, "filter": "name LIKE 'perm-exp-%7'", "view_type": "ACTIVE_ONLY"}),
+        (f"registered-models/search, name LIKE 'perm-model-%' and not a prompt, 100/page ({s.perm_models:,} models)", "GET",
+         f"{API}/registered-models/search",
+         {"filter": "name LIKE 'perm-model-%' AND tag.`mlflow.prompt.is_prompt` != 'true'", "max_results": 100}, None),
+        ("runs/get, a run of a granted experiment", "GET", f"{API}/runs/get", {"run_id": seeded["run"], "run_uuid": seeded["run"]},
+         None),
+    ]  # fmt: skip
+
+
+def _paired(bench: Bench, clients: dict, method: str, path: str, params, body) -> dict:
+    """Seconds per request for each client, the clients taking turns (and turns at going first)."""
+    s = bench.scale
+    encoded = None if body is None else data.encode(body)
+    names = list(clients)
+    for _ in range(PERM_WARMUP):
+        for name in names:
+            clients[name].timed(method, path, params=params, body=encoded)
+    times = {name: [] for name in names}
+    started = time.monotonic()
+    n = 0
+    while n < s.perm_reps and (n < MIN_REPS or time.monotonic() - started < s.perm_seconds):
+        bench.check_stop()
+        for name in names if n % 2 == 0 else reversed(names):
+            times[name].append(clients[name].timed(method, path, params=params, body=encoded)[0])
+        n += 1
+    return times
+
+
+def _permission_checks(bench: Bench, clients: dict, seeded: dict, default: str) -> None:
+    """The filter really filters: what each user sees, against what the grants say. A
+    mismatch is a note (the smoke test fails on it), not an exception."""
+    s = bench.scale
+    su, user = clients["superuser"], clients["grantee"]
+    problems = []
+
+    def status(client: Client, run_id: str | None) -> int | None:
+        if run_id is None:
+            return None
+        try:
+            client.call("GET", f"{API}/runs/get", params={"run_id": run_id, "run_uuid": run_id})
+            return 200
+        except ApiError as exc:
+            return exc.status
+
+    expected = {"run": 200, "hidden_run": 404 if default == "NONE" else 200, "private_run": 404}
+    for key, want in expected.items():
+        got_su, got_user = status(su, seeded.get(key)), status(user, seeded.get(key))
+        if got_su is not None and (got_su, got_user) != (200, want):
+            problems.append(f"runs/get of the {key.replace('_', ' ')}: superuser {got_su}, user {got_user} (expected 200, {want})")
+    body = {"max_results": 1000, "filter": "name LIKE 'perm-exp-%'", "view_type": "ACTIVE_ONLY"}
+    for client, want in ((su, min(1000, s.perm_experiments)), (user, min(1000, seeded["visible_experiments"][default]))):
+        got = len(client.call("POST", f"{API}/experiments/search", body=body).get("experiments", []))
+        if got != want:
+            problems.append(f"experiments/search: {client.target.label} got {got} experiments, expected {want}")
+    params = {"filter": "name LIKE 'perm-model-%'", "max_results": 1000}
+    for client, want in ((su, min(1000, s.perm_models)), (user, min(1000, seeded["visible_models"][default]))):
+        got = len(client.call("GET", f"{API}/registered-models/search", params=params).get("registered_models", []))
+        if got != want:
+            problems.append(f"registered-models/search: {client.target.label} got {got} models, expected {want}")
+    label, filter_string, order_by = QUERIES[-1]
+    search = search_body(seeded["big"], filter_string, order_by, 100)
+    pages = [[r["info"]["run_id"] for r in c.call("POST", f"{API}/runs/search", body=search).get("runs", [])] for c in (su, user)]
+    if pages[0] != pages[1] or not pages[0]:
+        problems.append(f"runs/search in a granted experiment: superuser and user got different pages ({len(pages[0])}, {len(pages[1])} runs)")
+    bench.notes += [f"permissions [default {default}]: {p}" for p in problems]

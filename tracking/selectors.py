@@ -135,7 +135,7 @@ def runs_for_user(user: AbstractBaseUser) -> QuerySet:
 
 
 def run_get_for_user(user: AbstractBaseUser, run_id: str) -> Run:
-    run = runs_for_user(user).select_related("experiment").filter(pk=run_id).first() if run_id else None
+    run = permissions.visible_get(user, Run.objects.select_related("experiment"), pk=run_id) if run_id else None
     if run is None:
         raise _run_not_found(run_id)
     return run
