@@ -6,7 +6,10 @@ strings and logged-model ids `m-<32 hex>`, so the MLflow door can hand them out 
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from tracking.sql import value_prefix
 
 
 class LifecycleStage(models.TextChoices):
@@ -107,7 +110,8 @@ class Run(models.Model):
     # What the client sent as user_id (MLflow shows it); `owner` is who really created it.
     user_id = models.CharField(max_length=256, blank=True, default="")
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
-    start_time = models.BigIntegerField(null=True, blank=True)
+    # Always set (services default it to now): the search orders and pages on it.
+    start_time = models.BigIntegerField()
     end_time = models.BigIntegerField(null=True, blank=True)
     lifecycle_stage = models.CharField(
         max_length=20, choices=LifecycleStage.choices, default=LifecycleStage.ACTIVE
@@ -141,22 +145,38 @@ class Param(models.Model):
     access_parent = "run"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    # The run's experiment, copied here so a search starts from this table's index
+    # (runs never change experiment).
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=250)
     value = models.TextField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_param")]
+        indexes = [
+            # Search: equality and order by value within one experiment and key, through
+            # the value's prefix (tracking.sql).
+            models.Index(F("experiment"), F("key"), value_prefix(), F("run"), name="param_search"),
+        ]
 
 
 class RunTag(models.Model):
     access_parent = "run"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    # The run's experiment, copied here so a search starts from this table's index
+    # (runs never change experiment).
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=250)
     value = models.TextField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_tag")]
+        indexes = [
+            # Search: equality and order by value within one experiment and key, through
+            # the value's prefix (tracking.sql).
+            models.Index(F("experiment"), F("key"), value_prefix(), F("run"), name="run_tag_search"),
+        ]
 
 
 class Metric(models.Model):
@@ -191,6 +211,8 @@ class LatestMetric(models.Model):
     access_parent = "run"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics", db_index=False)
+    # The run's experiment, copied here so a search starts from this table's index.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField()
     is_nan = models.BooleanField(default=False)
@@ -199,7 +221,10 @@ class LatestMetric(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric")]
-        indexes = [models.Index(fields=["key", "value"], name="latest_metric_key_value")]
+        indexes = [
+            # Search: a metric's range conditions and its order within one experiment.
+            models.Index(fields=["experiment", "key", "is_nan", "value", "run"], name="latest_metric_search"),
+        ]
 
 
 class Dataset(models.Model):

@@ -133,6 +133,7 @@ from django.db.models import Case, Exists, F, FilteredRelation, IntegerField, Lo
 
 from portal.errors import InvalidParameter
 from tracking.models import ExperimentTag, InputTag, LatestMetric, Param, RunInput, RunTag
+from tracking.sql import SEARCH_PREFIX, CodePoints, value_prefix
 
 __all__ = [
     "Comparison",
@@ -643,14 +644,6 @@ def integer_condition(field: str, comparator: str, value: Number) -> Q:
 _FLOAT_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
-def _metric_condition(rows: QuerySet, comparator: str, value: Number) -> Exists:
-    number = float(value)
-    if comparator == "!=":
-        # NaN differs from everything; its placeholder value must not decide.
-        return Exists(rows.filter(~Q(value=number) | Q(is_nan=True)))
-    return Exists(rows.filter(is_nan=False, **{f"value__{_FLOAT_LOOKUPS[comparator]}": number}))
-
-
 def _key_value_condition(rows: QuerySet, comparison: Comparison) -> Q:
     """A clause on a key-value table (params, tags): `rows` are the owner's rows with the key."""
     if comparison.comparator == "IS NULL":
@@ -731,15 +724,76 @@ def _run_name_condition(comparison: Comparison) -> Q:
     return string_condition("name", comparison.comparator, comparison.value)
 
 
+class PerRunExists(Exists):
+    """EXISTS that PostgreSQL checks for each candidate run instead of turning it into a
+    join it could start from (`OFFSET 0` keeps its planner from pulling the subquery up).
+
+    For conditions no index serves and no statistic estimates: a LIKE without three literal
+    characters in a row (the trigram index needs them), `!=`. Planned as a join, the
+    planner guesses how many runs they keep, and guessing too few, it reads every run of
+    the experiment and sorts them instead of walking the order's index and stopping at the
+    page. Checked per candidate, each costs one probe of the (run, key) unique index.
+    """
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="EXISTS(%(subquery)s OFFSET 0)", **extra_context)
+
+
+_TRIGRAM_LITERAL = re.compile(r"[^%_]{3}")
+
+
+def _indexable(comparator: str, value: Any) -> bool:
+    """Whether an index can start a search from this condition on a value (see PerRunExists)."""
+    if comparator in ("LIKE", "ILIKE"):
+        return bool(_TRIGRAM_LITERAL.search(value))
+    return comparator != "!="
+
+
+def _run_rows(model: type, key: str) -> QuerySet:
+    """The searched run's rows of `model` (LatestMetric, Param, RunTag) for `key`. Naming the
+    experiment lets PostgreSQL start from the (experiment, key, value) index."""
+    return model.objects.filter(run=OuterRef("pk"), experiment=OuterRef("experiment"), key=key)
+
+
+def _value_equals(value: str) -> Q:
+    """`value = v` on a param or tag, through the indexed prefix (tracking.sql): a value
+    shorter than the prefix is equal exactly when the prefixes are, so the prefix comparison
+    alone is the condition, and the planner's statistics on (key, prefix) apply to it."""
+    if len(value) < SEARCH_PREFIX:
+        return Q(value_prefix=value)
+    return Q(value_prefix=value[:SEARCH_PREFIX], value=value)
+
+
+def _run_key_value_condition(model: type, comparison: Comparison) -> Q:
+    rows = _run_rows(model, comparison.key)
+    comparator, value = comparison.comparator, comparison.value
+    if comparator == "IS NULL":
+        return Q(~Exists(rows))
+    if comparator == "IS NOT NULL":
+        return Q(Exists(rows))
+    if comparator == "=":
+        return Q(Exists(rows.alias(value_prefix=value_prefix()).filter(_value_equals(value))))
+    rows = rows.filter(string_condition("value", comparator, value))
+    return Q(Exists(rows) if _indexable(comparator, value) else PerRunExists(rows))
+
+
+def _run_metric_condition(key: str, comparator: str, value: Number) -> Q:
+    rows = _run_rows(LatestMetric, key)
+    number = float(value)
+    if comparator == "!=":
+        # NaN differs from everything; its placeholder value must not decide.
+        return Q(PerRunExists(rows.filter(~Q(value=number) | Q(is_nan=True))))
+    return Q(Exists(rows.filter(is_nan=False, **{f"value__{_FLOAT_LOOKUPS[comparator]}": number})))
+
+
 def _run_condition(comparison: Comparison) -> Q:
     kind, key, comparator, value = comparison.kind, comparison.key, comparison.comparator, comparison.value
     if kind == "metric":
-        return Q(_metric_condition(LatestMetric.objects.filter(run=OuterRef("pk"), key=key), comparator, value))
+        return _run_metric_condition(key, comparator, value)
     if kind == "tag" and key == RUN_NAME_TAG:
         return _run_name_condition(comparison)
     if kind in ("param", "tag"):
-        model = Param if kind == "param" else RunTag
-        return _key_value_condition(model.objects.filter(run=OuterRef("pk"), key=key), comparison)
+        return _run_key_value_condition(Param if kind == "param" else RunTag, comparison)
     if kind == "dataset":
         if key == "context":
             rows = InputTag.objects.filter(run_input__run=OuterRef("pk"), key=DATASET_CONTEXT_TAG)
@@ -772,26 +826,46 @@ def _order_keys(order_by: Any, resolve: Resolver) -> list[OrderKey]:
     return [parse_order_by(clause, resolve) for clause in order_by]
 
 
+def run_order_keys(order_by: list[str] | None) -> list[OrderKey]:
+    """The order_by clauses of a run search, checked: `tags.mlflow.runName` is the run name,
+    no field twice, no datasets. The implied `start_time DESC, run_id ASC` are not added."""
+    keys: list[OrderKey] = []
+    seen: set[tuple[str, str]] = set()
+    for order_key in _order_keys(order_by, run_target):
+        if order_key.kind == "tag" and order_key.key == RUN_NAME_TAG:
+            order_key = OrderKey("attribute", "run_name", order_key.ascending)
+        if (order_key.kind, order_key.key) in seen:
+            raise _order_error(order_by, "`order_by` contains duplicate fields")
+        seen.add((order_key.kind, order_key.key))
+        if order_key.kind == "dataset":
+            raise _order_error(order_by, "runs cannot be ordered by datasets")
+        keys.append(order_key)
+    return keys
+
+
+def run_order_with_ties(order_by: list[str] | None) -> list[OrderKey]:
+    """run_order_keys, then `start_time DESC` and `run_id ASC` unless named: the full order,
+    in which no two runs tie."""
+    keys = run_order_keys(order_by)
+    named = {(k.kind, k.key) for k in keys}
+    if ("attribute", "start_time") not in named:
+        keys.append(OrderKey("attribute", "start_time", ascending=False))
+    if ("attribute", "run_id") not in named:
+        keys.append(OrderKey("attribute", "run_id", ascending=True))
+    return keys
+
+
 _JOINED_ORDER_RELATIONS = {"metric": "latest_metrics", "param": "params", "tag": "tags"}
 
 
 def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
-    """`queryset` (of Run) in MLflow's SearchRuns order (see the module docstring)."""
+    """`queryset` (of Run) in MLflow's SearchRuns order (see the module docstring), as one
+    ORDER BY. The search itself pages through the same order by position (run_pages)."""
     ordering: list[Any] = []
-    seen: set[tuple[str, str]] = set()
-    for index, order_key in enumerate(_order_keys(order_by, run_target)):
+    for index, order_key in enumerate(run_order_with_ties(order_by)):
         kind, key = order_key.kind, order_key.key
-        if kind == "tag" and key == RUN_NAME_TAG:
-            kind, key = "attribute", "run_name"
-        if (kind, key) in seen:
-            raise _order_error(order_by, "`order_by` contains duplicate fields")
-        seen.add((kind, key))
-        if kind == "dataset":
-            raise _order_error(order_by, "runs cannot be ordered by datasets")
         if kind in _JOINED_ORDER_RELATIONS:
-            # A LEFT JOIN on the run's row for the key: (run, key) is unique, so no run is
-            # repeated, and PostgreSQL hashes it (a correlated subquery per run was 4-6 times
-            # slower over 100k runs).
+            # A LEFT JOIN on the run's row for the key: (run, key) is unique, so no run is repeated.
             relation = _JOINED_ORDER_RELATIONS[kind]
             alias = f"_order_{kind}_{index}"
             queryset = queryset.alias(
@@ -806,19 +880,15 @@ def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
                     output_field=IntegerField(),
                 )
                 ordering.append(rank.asc())
-            expression = F(f"{alias}__value")
+                expression = F(f"{alias}__value")
+            else:
+                expression = CodePoints(F(f"{alias}__value"))
         elif key == "start_time":
-            # Services always set start_time; ordering it without NULLS LAST lets PostgreSQL
-            # read the run_exp_start index instead of sorting every run (10 times faster).
             ordering.append(F("start_time").asc() if order_key.ascending else F("start_time").desc())
             continue
         else:
             expression = F(_RUN_FIELDS[key])
         ordering.append(expression.asc(nulls_last=True) if order_key.ascending else expression.desc(nulls_last=True))
-    if ("attribute", "start_time") not in seen:
-        ordering.append(F("start_time").desc())
-    if ("attribute", "run_id") not in seen:
-        ordering.append(F("pk").asc())
     return queryset.order_by(*ordering)
 
 

@@ -249,13 +249,13 @@ def run_search_for_user(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> RunPage:
-    from tracking import search
+    from tracking import run_pages, search
 
     max_results = search.validate_max_results(max_results, default=1000, maximum=50000)
     queryset = view_type_filter(visible_in_experiments(user, Run.objects.all(), experiment_ids), view_type)
     queryset = search.apply_run_filter(queryset, filter_string)
-    queryset = search.apply_run_order(queryset, order_by)
-    runs, next_token = search.page_of(queryset, page_token, max_results)
+    key = run_pages.search_key(sorted(map(str, experiment_ids)), filter_string or "", order_by or [], view_type or "")
+    runs, next_token = run_pages.run_page(queryset, order_by, page_token, max_results, key)
     return RunPage(run_data_load(runs), next_token)
 
 

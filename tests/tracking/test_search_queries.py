@@ -44,11 +44,13 @@ def make_run(experiment, name="", *, start_time=0, metrics=None, params=None, ta
     run = Run.objects.create(id=uuid.uuid4().hex, experiment=experiment, name=name, start_time=start_time, **fields)
     for key, value in (metrics or {}).items():
         nan = math.isnan(value)
-        LatestMetric.objects.create(run=run, key=key, value=0 if nan else value, is_nan=nan, timestamp=0, step=0)
+        LatestMetric.objects.create(
+            run=run, experiment=experiment, key=key, value=0 if nan else value, is_nan=nan, timestamp=0, step=0
+        )
     for key, value in (params or {}).items():
-        Param.objects.create(run=run, key=key, value=value)
+        Param.objects.create(run=run, experiment=experiment, key=key, value=value)
     for key, value in (tags or {}).items():
-        RunTag.objects.create(run=run, key=key, value=value)
+        RunTag.objects.create(run=run, experiment=experiment, key=key, value=value)
     return run
 
 

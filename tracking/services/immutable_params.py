@@ -6,8 +6,17 @@ from django.db.models import Model
 from portal.errors import InvalidParameter
 
 
-def params_insert_immutable(*, model: type[Model], owner_field: str, owner_id: str, params: dict[str, str], label: str) -> None:
-    """Insert `params` for one owner (a run or a logged model). Call inside a transaction."""
+def params_insert_immutable(
+    *,
+    model: type[Model],
+    owner_field: str,
+    owner_id: str,
+    params: dict[str, str],
+    label: str,
+    copied: dict | None = None,
+) -> None:
+    """Insert `params` for one owner (a run or a logged model). Call inside a transaction.
+    `copied` are further columns every new row gets (a run param's experiment)."""
     if not params:
         return
     owner = {f"{owner_field}_id": owner_id}
@@ -22,7 +31,9 @@ def params_insert_immutable(*, model: type[Model], owner_field: str, owner_id: s
     new = {k: v for k, v in params.items() if k not in existing}
     # ignore_conflicts: a concurrent writer of the same key wins the race; the check below
     # then reports a different value instead of failing on the unique constraint.
-    model.objects.bulk_create([model(**owner, key=k, value=v) for k, v in new.items()], ignore_conflicts=True)
+    model.objects.bulk_create(
+        [model(**owner, **(copied or {}), key=k, value=v) for k, v in new.items()], ignore_conflicts=True
+    )
     if new:
         stored = dict(model.objects.filter(**owner, key__in=list(new)).values_list("key", "value"))
         lost = [{"key": k, "old_value": stored[k], "new_value": v} for k, v in new.items() if stored.get(k) != v]

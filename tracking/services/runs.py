@@ -159,7 +159,9 @@ def run_create(
         start_time=start if start is not None else now_ms(),
         artifact_uri=f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",
     )
-    RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tag_values.items()])
+    RunTag.objects.bulk_create(
+        [RunTag(run=run, experiment=experiment, key=k, value=v) for k, v in tag_values.items()]
+    )
     return run
 
 
@@ -182,7 +184,9 @@ def run_update(
     if run_name:
         run.name = validate_text(run_name, "run", "run_name", MAX_RUN_NAME_LENGTH)
         fields.append("name")
-        RunTag.objects.update_or_create(run=run, key=RUN_NAME_TAG, defaults={"value": run.name})
+        RunTag.objects.update_or_create(
+            run=run, key=RUN_NAME_TAG, defaults={"value": run.name, "experiment_id": run.experiment_id}
+        )
     if fields:
         run.save(update_fields=fields)
     return run
@@ -266,7 +270,7 @@ def _validated_metrics(metrics: list[dict]) -> list[MetricPoint]:
 
 
 _LATEST_UPSERT = """
-INSERT INTO tracking_latestmetric (run_id, key, value, is_nan, timestamp, step)
+INSERT INTO tracking_latestmetric (run_id, experiment_id, key, value, is_nan, timestamp, step)
 VALUES {rows}
 ON CONFLICT (run_id, key) DO UPDATE SET
     value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step
@@ -347,8 +351,8 @@ def _metrics_write(run: Run, points: list[MetricPoint]) -> None:
         latest = _latest_per_key(points)
         args: list[Any] = []
         for p in latest:
-            args += [run.pk, p.key, p.stored_value, p.is_nan, p.timestamp, p.step]
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(latest))
+            args += [run.pk, run.experiment_id, p.key, p.stored_value, p.is_nan, p.timestamp, p.step]
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(latest))
         cursor.execute(_LATEST_UPSERT.format(rows=rows), args)
     model_points = [p for p in points if p.model_id]
     if model_points:
@@ -377,14 +381,21 @@ def _logged_model_metrics_write(run: Run, points: list[MetricPoint]) -> None:
 
 
 def _params_write(run: Run, params: dict[str, str]) -> None:
-    params_insert_immutable(model=Param, owner_field="run", owner_id=run.pk, params=params, label=f"run ID='{run.pk}'")
+    params_insert_immutable(
+        model=Param,
+        owner_field="run",
+        owner_id=run.pk,
+        params=params,
+        label=f"run ID='{run.pk}'",
+        copied={"experiment_id": run.experiment_id},
+    )
 
 
 def _tags_write(run: Run, tags: dict[str, str]) -> None:
     if not tags:
         return
     RunTag.objects.bulk_create(
-        [RunTag(run_id=run.pk, key=k, value=v) for k, v in tags.items()],
+        [RunTag(run_id=run.pk, experiment_id=run.experiment_id, key=k, value=v) for k, v in tags.items()],
         update_conflicts=True,
         unique_fields=["run", "key"],
         update_fields=["value"],

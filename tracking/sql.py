@@ -1,0 +1,28 @@
+"""SQL building blocks shared by the models' indexes and the search that uses them."""
+
+from django.db.models import Func
+from django.db.models.functions import Left
+
+# How many leading characters of a param or tag value the search indexes hold: a PostgreSQL
+# B-tree entry holds at most about 2.7 kB, and a value may be 6,000 characters or more.
+SEARCH_PREFIX = 200
+
+
+class CodePoints(Func):
+    """Text compared code point by code point: PostgreSQL's "C" collation, SQLite's default.
+
+    Param and tag values order this way on both databases (the order a database's locale
+    would give differs between servers), and only this order lets an index on a value's
+    prefix serve an order by the whole value: prefixes compare as the values do.
+    """
+
+    arity = 1
+    template = "%(expressions)s"
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template='(%(expressions)s) COLLATE "C"', **extra_context)
+
+
+def value_prefix(field: str = "value") -> CodePoints:
+    """The indexed prefix of a param or tag value (see the search indexes in tracking.models)."""
+    return CodePoints(Left(field, SEARCH_PREFIX))
