@@ -7,7 +7,10 @@ and the same search filters select the same runs on both:
 
 - metrics.m0 (its latest value) is uniform in [0, 1): `metrics.m0 > 0.5` keeps about half;
 - params.p3 is 'v0' ... 'v9': `params.p3 = 'v3'` keeps a tenth;
-- tags.t1 contains an 'x' for odd i: `tags.t1 LIKE '%x%'` keeps half.
+- tags.t1 contains an 'x' for odd i: `tags.t1 LIKE '%x%'` keeps half;
+- the status is FAILED for i % 10 == 9 and FINISHED otherwise: `attributes.status =
+  'FINISHED'` keeps nine tenths;
+- the run name is bench-run-<i> and the start time BASE_TIME_MS + 1000 i.
 """
 
 import json
@@ -35,6 +38,11 @@ def unit(i: int, k: int) -> float:
 
 def run_name(i: int) -> str:
     return f"bench-run-{i}"
+
+
+def run_status(i: int) -> str:
+    """Most runs finish; one in ten failed."""
+    return "FAILED" if i % 10 == 9 else "FINISHED"
 
 
 def client_tags(i: int) -> list[dict]:
@@ -119,7 +127,7 @@ def create_run_body(experiment_id: str, i: int) -> dict:
 
 def finish_run_body(run_id: str, i: int) -> dict:
     """What mlflow.end_run() posts to runs/update."""
-    return {"run_id": run_id, "run_uuid": run_id, "status": "FINISHED", "end_time": BASE_TIME_MS + i * 1000 + 999}
+    return {"run_id": run_id, "run_uuid": run_id, "status": run_status(i), "end_time": BASE_TIME_MS + i * 1000 + 999}
 
 
 def points_per_run(steps: int = STEPS) -> int:

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 VARIANTS = {
     "portal_token": "portal (token)",
     "portal_basic": "portal (basic)",
+    # Issue 9: a user whose only access is a team's READ grant (the portal's token column is then the superuser).
+    "team_user": "user via team grant",
     "mlflow": "MLflow",
     "mlflow_auth": "MLflow basic-auth",
     # The permissions workload compares two portal users with each other, not with MLflow.
     "superuser": "superuser",
     "grantee": "user in 2 teams",
 }
-PORTAL_VARIANTS = ("portal_token", "portal_basic")
+PORTAL_VARIANTS = ("portal_token", "portal_basic", "team_user")  # a target holds only if every one measured meets it
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import data  # noqa: E402
-from direct import inserter, run_rows  # noqa: E402
+from direct import child_inserters, inserter, run_rows  # noqa: E402
 
 USER = "perm-user"
 BIG = 2  # experiment index holding a quarter of the runs
@@ -252,10 +252,7 @@ def seed(args) -> dict:
             "artifact_uri",
         ],
     )
-    insert_tag = inserter(RunTag, ["run_id", "key", "value"])
-    insert_param = inserter(Param, ["run_id", "key", "value"])
-    insert_metric = inserter(Metric, ["run_id", "key", "value", "is_nan", "timestamp", "step"])
-    insert_latest = inserter(LatestMetric, ["run_id", "key", "value", "is_nan", "timestamp", "step"])
+    insert_tag, insert_param, insert_metric, insert_latest = child_inserters(RunTag, Param, Metric, LatestMetric)
     sample_runs: dict[int, str] = {}  # experiment index -> one run id there
     rows = 0
     runs_started = time.perf_counter()
@@ -266,11 +263,11 @@ def seed(args) -> dict:
             run_id = uuid.uuid4().hex
             sample_runs.setdefault(k, run_id)
             tags, params, history, latest = run_rows(i, 1)
-            run = (run_id, exp_ids[k], data.run_name(i), owner.pk, data.USER, "FINISHED", data.BASE_TIME_MS + i * 1000,
+            run = (run_id, exp_ids[k], data.run_name(i), owner.pk, data.USER, data.run_status(i), data.BASE_TIME_MS + i * 1000,
                    data.BASE_TIME_MS + i * 1000 + 999, "active", f"mlflow-artifacts:/{exp_ids[k]}/{run_id}/artifacts")  # fmt: skip
-            group.append((run, [(run_id, *t) for t in tags], [(run_id, *p) for p in params],
-                          [(run_id, key, value, False, ts, step) for key, value, ts, step in history],
-                          [(run_id, key, value, False, ts, step) for key, value, ts, step in latest]))  # fmt: skip
+            group.append((run, [(run_id, exp_ids[k], *t) for t in tags], [(run_id, exp_ids[k], *p) for p in params],
+                          [(run_id, exp_ids[k], key, value, False, ts, step) for key, value, ts, step in history],
+                          [(run_id, exp_ids[k], key, value, False, ts, step) for key, value, ts, step in latest]))  # fmt: skip
         with transaction.atomic(), connection.cursor() as cursor:
             rows += insert_run(cursor, [g[0] for g in group])
             rows += insert_tag(cursor, [r for g in group for r in g[1]])

@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import data
+import seed_catalog
 from client import AJAX, API, ARTIFACTS, ApiError, Client, Target, artifact_root, create_experiment, create_run
 from report import Failed, Sheet
 from report import Target as Goal
@@ -53,17 +54,36 @@ class Scale:
     perm_models: int = 10_000
     perm_reps: int = 60
     perm_seconds: float = 20.0
+    # Issue 9: the size at which the search workload also runs the issue's suite (every query
+    # for a superuser and a team-granted user, the deep page, full pagination); 0: the
+    # largest size of the curve. MLflow is seeded and measured up to mlflow_max_runs runs.
+    search_issue: int = 0
+    mlflow_max_runs: int = 100_000
+    # The catalog workload: experiments, registered models, model versions (seed_catalog.py).
+    catalog_experiments: int = 10_000
+    catalog_models: int = 10_000
+    catalog_versions: int = 100_000
+
+    @property
+    def issue_size(self) -> int:
+        return self.search_issue or max(set(self.search_sizes) | {self.search_main})
 
 
 SCALES = {
     "tiny": Scale("tiny", 2, 1, 10, 2, 100, (100,), 2_000, 3, 2, 2, 1.0, 5, 1.0, False,
-                  perm_experiments=20, perm_runs=400, perm_models=20, perm_reps=5, perm_seconds=1.0),
+                  perm_experiments=20, perm_runs=400, perm_models=20, perm_reps=5, perm_seconds=1.0,
+                  catalog_experiments=20, catalog_models=20, catalog_versions=100),
     "small": Scale("small", 5, 2, 15, 20, 2_000, (2_000,), 20_000, 20, 20, 100, 3.0, 20, 1.0, True,
-                   perm_experiments=1_000, perm_runs=10_000, perm_models=1_000, perm_reps=20, perm_seconds=5.0),
+                   perm_experiments=1_000, perm_runs=10_000, perm_models=1_000, perm_reps=20, perm_seconds=5.0,
+                   catalog_experiments=1_000, catalog_models=1_000, catalog_versions=10_000),
     "medium": Scale("medium", 20, 5, 60, 50, 2_000, (1_000, 2_000, 10_000), 100_000, 100, 50, 100, 10.0, 50, 8.0, True),
     "large": Scale("large", 40, 10, 120, 100, 2_000, (1_000, 2_000, 10_000, 100_000), 100_000, 100, 50, 100, 20.0, 100, 20.0, True,
                    perm_reps=100, perm_seconds=40.0),
 }  # fmt: skip
+# Opt-in: large plus a point at 1,000,000 runs on the search growth curve (the portal only:
+# MLflow stays at 100,000 runs, the issue's suite at 100,000).
+SCALES["huge"] = replace(SCALES["large"], name="huge", search_sizes=(1_000, 2_000, 10_000, 100_000, 1_000_000),
+                         search_issue=100_000)  # fmt: skip
 MIN_REPS = 3
 
 W_INGEST = "1 ingest"
@@ -74,6 +94,14 @@ W_ARTIFACTS = "5 artifacts"
 W_LOAD = "6 reads under write load"
 W_KEEPALIVE = "7 keep-alive"
 W_PERMISSIONS = "8 permissions"
+W_CATALOG = "9 catalog"
+
+# Issue 9's targets, per backend ("PostgreSQL unless said"; SQLite gets its own bound for
+# the run queries only). Rows whose target is missing here carry none on that backend.
+ISSUE_GOALS = {
+    "postgres": {"query_p95": 150, "deep_ratio": 1.5, "pagination_s": 15, "catalog_p95": 50, "million_p95": 300, "exponent": 0.3},
+    "sqlite": {"query_p95": 300},
+}
 
 
 @dataclass
@@ -147,6 +175,11 @@ def put_latency(bench, workload, label, variant, times, *, p50_goal=None, p95_go
     bench.sheet.put(workload, f"{label} p50", variant, statistics.median(times) * scale, unit, p50_goal)
     if p95:
         bench.sheet.put(workload, f"{label} p95", variant, pct(times, 0.95) * scale, unit, p95_goal)
+
+
+def issue_goal(bench: "Bench", key: str) -> Goal | None:
+    bound = ISSUE_GOALS.get(bench.backend, {}).get(key)
+    return None if bound is None else Goal("<=", bound)
 
 
 def server_of(target: Target) -> str:
@@ -395,20 +428,29 @@ def workload_search(bench: Bench) -> None:
             setup.close()
     bench.state["search_experiments"] = experiments
     sizes = sorted(set(s.search_sizes) | {s.search_main})
-    seeded = 0
+    seeded = {srv: 0 for srv in experiments}
     growth = {}  # size -> variant -> p50 seconds
+    seeding = []  # what the notes say about the seeding
     for size in sizes:
         bench.check_stop()
-        log(f"search: seeding both databases up to {size:,} runs")
-        processes = {srv: direct(bench, srv, experiments[srv], seeded, size - seeded, 1, 1000, analyze=True) for srv in experiments}
+        # MLflow stops at mlflow_max_runs (huge's million is the portal's alone), to bound the run's time.
+        stores = [srv for srv in experiments if srv == "portal" or size <= s.mlflow_max_runs]
+        log(f"search: seeding {' and '.join(stores)} up to {size:,} runs")
+        began = time.monotonic()
+        processes = {srv: direct(bench, srv, experiments[srv], seeded[srv], size - seeded[srv], 1, 1000, analyze=True)
+                     for srv in stores}  # fmt: skip
         for srv, process in processes.items():
-            result = finish_direct(process, 7200)
+            result = finish_direct(process, 4 * 3600)
             log(f"  {srv}: {result['rows']:,} rows in {result['seconds']:.1f} s")
-        seeded = size
+            seeded[srv] = size
+        seeding.append(f"{size:,} runs in {time.monotonic() - began:.0f} s ({', '.join(stores)})")
         if size == s.search_main:
             _search_suite(bench, experiments, size, growth)
         else:
             _search_growth_point(bench, experiments, size, growth)
+        if size == s.issue_size:
+            _search_issue_suite(bench, experiments, size)
+    bench.notes.append(f"search seeding, straight into the databases with ANALYZE, up to: {'; '.join(seeding)}")
     _search_growth_summary(bench, sizes, growth)
 
 
@@ -447,29 +489,258 @@ def _search_suite(bench: Bench, experiments: dict, size: int, growth: dict) -> N
 def _search_growth_point(bench: Bench, experiments: dict, size: int, growth: dict) -> None:
     label, filter_string, order_by = QUERIES[-1]
     for target in bench.targets:
-        if target.name == "portal_basic":
+        if target.name == "portal_basic" or (target.server == "mlflow" and size > bench.scale.mlflow_max_runs):
             continue
         log(f"search growth at {size:,} runs {target.label}")
         client = Client(target, True)
         body = search_body(experiments[target.server], filter_string, order_by, 100)
         times = attempt(lambda: repeat(bench, lambda: client.timed("POST", f"{API}/runs/search", body=body)[0]))
         client.close()
-        goal = Goal("<=", 150) if (size >= 100_000 and bench.backend == "postgres") else None
+        goal = None
+        if size >= 1_000_000:
+            goal = issue_goal(bench, "million_p95")
+        elif size >= 100_000:
+            goal = issue_goal(bench, "query_p95")
         put_latency(bench, W_SEARCH, f"growth: ANDed query, {size:,} runs [keep-alive]", target.name, times, p95_goal=goal)
         if not isinstance(times, Failed):
             growth.setdefault(size, {})[target.name] = statistics.median(times)
 
 
 def _search_growth_summary(bench: Bench, sizes: list, growth: dict) -> None:
+    """The growth exponent over the whole curve (< 1: sub-linear), from 10,000 to 100,000
+    runs (issue 9: ≤ 0.3) and, with a point beyond 100,000 runs (the portal only), up to
+    100,000 and from 100,000 on."""
     if len(sizes) < 2:
         return
-    low, high = sizes[0], sizes[-1]
-    for variant in ("portal_token", "mlflow"):
-        a, b = growth.get(low, {}).get(variant), growth.get(high, {}).get(variant)
-        if a and b:
-            exponent = math.log(b / a) / math.log(high / low)
-            bench.sheet.put(W_SEARCH, f"growth exponent of the ANDed query p50, {low:,} → {high:,} runs", variant, exponent,
-                            "", Goal("<", 1.0), note="latency ∝ runs^exponent; below 1 is sub-linear")  # fmt: skip
+    spans = [(sizes[0], sizes[-1], Goal("<", 1.0))]
+    if 10_000 in sizes and 100_000 in sizes and (10_000, 100_000) != spans[0][:2]:
+        spans.append((10_000, 100_000, issue_goal(bench, "exponent")))
+    if 100_000 in sizes and sizes[-1] > 100_000:
+        spans.append((sizes[0], 100_000, None))  # the whole curve as far as MLflow is seeded, for comparison
+        spans.append((100_000, sizes[-1], None))
+    for low, high, goal in spans:
+        for variant in ("portal_token", "mlflow"):
+            a, b = growth.get(low, {}).get(variant), growth.get(high, {}).get(variant)
+            if a and b:
+                exponent = math.log(b / a) / math.log(high / low)
+                bench.sheet.put(W_SEARCH, f"growth exponent of the ANDed query p50, {low:,} → {high:,} runs", variant, exponent,
+                                "", goal, note="latency ∝ runs^exponent; below 1 is sub-linear")  # fmt: skip
+
+
+# ---------------------------------------------------------------- 2b. search at the issue's size (issue 9)
+
+DEFAULT_NONE = "keep-alive, default NONE"  # the mode of every row below
+SUITE_WARMUP = 2  # rounds of every request before timing
+EXTRA_MLFLOW_CAP = 5.0  # seconds: MLflow's answer to an extra query slower than this is not repeated
+DEEP_PAGE = 500
+DEEP_ORDER = ["metrics.m1 DESC"]
+DEEP_WALK_SECONDS = 900.0  # cap of one walk to the deep page
+
+
+def extra_queries(size: int) -> tuple:
+    """Issue 9's queries on run attributes, ordered by a param, start_time and a metric.
+    Of `size` runs (data.py) the status filter keeps nine tenths, the name filter the runs
+    numbered 1, 10-19, 100-199, ... (11,111 of 100,000), the start-time filter the newer half."""
+    middle = data.BASE_TIME_MS + (size // 2) * 1000
+    return (
+        ("attributes.status = 'FINISHED', order by params.p5", "attributes.status = 'FINISHED'", ["params.p5 ASC"]),
+        ("attributes.run_name LIKE 'bench-run-1%', order by start_time", "attributes.run_name LIKE 'bench-run-1%'",
+         ["attributes.start_time ASC"]),
+        ("attributes.start_time >= the middle (newer half), order by metrics.m2", f"attributes.start_time >= {middle}",
+         ["metrics.m2 ASC"]),
+    )  # fmt: skip
+
+
+def team_user(bench: Bench, experiment_ids: list | tuple = ()) -> dict:
+    """The team-granted user (seed_catalog.py team-user): made on the first call, its team
+    given READ on `experiment_ids`; each call hands out a new token."""
+    args = [sys.executable, str(BENCH_DIR / "seed_catalog.py"), "team-user"]
+    for experiment_id in experiment_ids:
+        args += ["--experiment", str(experiment_id)]
+    began = time.monotonic()
+    made = run_script(args, bench.portal_env, timeout=600)
+    log(f"  team-granted user {made['user']} (team {made['team']}) in {time.monotonic() - began:.1f} s")
+    if made.get("superuser"):
+        bench.notes.append(f"team user: {made['user']} is a superuser: its rows do not measure the permission filter")
+    return made
+
+
+def _none_clients(bench: Bench, stack: ExitStack, name: str, token: str) -> dict:
+    """Another gunicorn on the portal's database with PORTAL_DEFAULT_PERMISSION=NONE (the
+    team user reads only what its team was granted); keep-alive clients for the superuser
+    (its token) and the team user."""
+    url = bench.serve_portal(stack, {"PORTAL_DEFAULT_PERMISSION": "NONE"}, name)
+    superuser = Target("portal_token", "superuser", url, bench.target("portal_token").headers, "portal")
+    member = Target("team_user", "user via team grant", url, {"Authorization": f"Bearer {token}"}, "portal")
+    return {t.name: stack.enter_context(closing(Client(t, True))) for t in (superuser, member)}
+
+
+def _search_issue_suite(bench: Bench, experiments: dict, size: int) -> None:
+    """Issue 9 at `size` runs in one experiment, for a superuser and a user whose only access
+    is its team's READ grant, on a portal with PORTAL_DEFAULT_PERMISSION=NONE: QUERIES and
+    extra_queries (MLflow too), the deep page against page 1, full pagination."""
+    if bench.serve_portal is None:
+        raise RuntimeError("the issue suite needs bench.serve_portal")
+    s = bench.scale
+    experiment_id = experiments["portal"]
+    log(f"search at {size:,} runs: the team-granted user")
+    made = team_user(bench, [experiment_id])
+    with ExitStack() as stack:
+        log("search: portal with PORTAL_DEFAULT_PERMISSION=NONE")
+        users = _none_clients(bench, stack, "gunicorn-search-none", made["token"])
+        mlflow = None
+        if "mlflow" in experiments and size <= s.mlflow_max_runs:
+            mlflow = stack.enter_context(closing(Client(bench.target("mlflow"), True)))
+        _team_user_checks(bench, users, experiment_id)
+        for original, (label, filter_string, order_by) in [(True, q) for q in QUERIES] + [(False, q) for q in extra_queries(size)]:
+            bench.check_stop()
+            log(f"search at {size:,} runs [{DEFAULT_NONE}]: {label}")
+            _issue_query(bench, users, mlflow, experiments, size, label, filter_string, order_by, original)
+        _deep_page(bench, users, experiment_id, size)
+        _issue_pagination(bench, users, experiment_id, size)
+
+
+def _team_user_checks(bench: Bench, users: dict, experiment_id: str) -> None:
+    """The team user reads the granted experiment and not one it was not granted."""
+    superuser, member = users["portal_token"], users["team_user"]
+    other = create_experiment(superuser, "search-not-granted")
+    problems = []
+    for wanted, eid in ((200, experiment_id), (404, other)):
+        try:
+            member.call("GET", f"{API}/experiments/get", params={"experiment_id": eid})
+            status = 200
+        except ApiError as exc:
+            status = exc.status
+        if (status == 200) != (wanted == 200):
+            problems.append(f"experiments/get of {'the granted' if wanted == 200 else 'an ungranted'} experiment answered {status}")
+    bench.notes += [f"search: the team user under PORTAL_DEFAULT_PERMISSION=NONE: {p}" for p in problems]
+
+
+def _names(page: dict) -> list[str]:
+    return [r["info"].get("run_name", "") for r in page.get("runs", [])]
+
+
+def _issue_query(bench, users, mlflow, experiments, size, label, filter_string, order_by, original) -> None:
+    s = bench.scale
+    row = f"{label}, 100/page, {size:,} runs [{DEFAULT_NONE}]"
+    goal = issue_goal(bench, "query_p95")
+    body = data.encode(search_body(experiments["portal"], filter_string, order_by, 100))
+    calls = {name: (lambda c=client: c.timed("POST", f"{API}/runs/search", body=body)[0]) for name, client in users.items()}
+    times = attempt(lambda: _interleaved(bench, calls, reps=s.reps, seconds=s.rep_seconds, warmup=SUITE_WARMUP))
+    for variant in users:
+        put_latency(bench, W_SEARCH, row, variant, times if isinstance(times, Failed) else times[variant], p95_goal=goal)
+    pages = {name: attempt(lambda c=client: c.call("POST", f"{API}/runs/search", body=body)) for name, client in users.items()}
+    if any(isinstance(p, Failed) for p in pages.values()):
+        return
+    ids = {name: [r["info"]["run_id"] for r in page.get("runs", [])] for name, page in pages.items()}
+    if ids["portal_token"] != ids["team_user"] or not ids["portal_token"]:
+        bench.notes.append(f"search: {label} at {size:,} runs: the superuser and the team user got different first pages "
+                           f"({len(ids['portal_token'])} and {len(ids['team_user'])} runs)")  # fmt: skip
+    if mlflow is None:
+        return
+    ml_body = data.encode(search_body(experiments["mlflow"], filter_string, order_by, 100))
+    first = attempt(lambda: mlflow.timed("POST", f"{API}/runs/search", body=ml_body))
+    if isinstance(first, Failed):
+        put_latency(bench, W_SEARCH, row, "mlflow", first)
+        return
+    if not original and first[0] > EXTRA_MLFLOW_CAP:
+        bench.notes.append(f"search (issue 9): MLflow not timed on {label} at {size:,} runs: one answer took {first[0]:.1f} s")
+    else:
+        times = attempt(lambda: repeat(bench, lambda: mlflow.timed("POST", f"{API}/runs/search", body=ml_body)[0],
+                                       reps=None if original else MIN_REPS))  # fmt: skip
+        put_latency(bench, W_SEARCH, row, "mlflow", times)
+    portal_names, mlflow_names = _names(pages["portal_token"]), _names(first[1])
+    if portal_names != mlflow_names:
+        at = next((n for n, (a, b) in enumerate(zip(portal_names, mlflow_names, strict=False)) if a != b), min(len(portal_names), len(mlflow_names)))
+        bench.notes.append(f"search: {label} at {size:,} runs: the portal's first page differs from MLflow's "
+                           f"({len(portal_names)} and {len(mlflow_names)} runs, first difference at position {at})")  # fmt: skip
+
+
+def _walk(bench: Bench, client: Client, experiment_id: str, per_page: int, deep: int) -> str:
+    """Follow next_page_token from page 1 of the deep query to page `deep` (not timed) and
+    return the token of page `deep`. Every page must be full, no run may come twice and
+    metrics.m1 never increase; page `deep` is checked the same way."""
+    token, seen, last = None, set(), math.inf
+    started = time.monotonic()
+    for page in range(1, deep + 1):
+        bench.check_stop()
+        if time.monotonic() - started > DEEP_WALK_SECONDS:
+            raise RuntimeError(f"the walk to page {deep} took more than {DEEP_WALK_SECONDS:.0f} s (stopped at page {page})")
+        answer = client.call("POST", f"{API}/runs/search", body=search_body(experiment_id, "", DEEP_ORDER, per_page, token))
+        runs = answer.get("runs", [])
+        if len(runs) != per_page:
+            raise RuntimeError(f"page {page} held {len(runs)} runs, expected {per_page}")
+        for run in runs:
+            run_id = run["info"]["run_id"]
+            if run_id in seen:
+                raise RuntimeError(f"run {run_id} came again on page {page}")
+            seen.add(run_id)
+            value = next((m["value"] for m in run.get("data", {}).get("metrics", []) if m["key"] == "m1"), None)
+            if value is None or value > last:
+                raise RuntimeError(f"metrics.m1 out of order on page {page}: {value} after {last}")
+            last = value
+        if page == deep:
+            return token
+        token = answer.get("next_page_token")
+        if not token:
+            raise RuntimeError(f"no next_page_token after page {page} ({len(seen):,} runs)")
+    raise AssertionError("unreachable")
+
+
+def _deep_page(bench: Bench, users: dict, experiment_id: str, size: int) -> None:
+    """Page DEEP_PAGE (fewer at small sizes) of every run ordered by metrics.m1 DESC against
+    page 1: the token walked to (not timed), then both pages timed alternately per user."""
+    s = bench.scale
+    per_page = 100 if size >= 2_000 else 10
+    deep = min(DEEP_PAGE, size // per_page)
+    if deep < 2:
+        return
+    base = f"no filter, order by metrics.m1 DESC, {per_page}/page, {size:,} runs"
+    tokens = {}
+    for name, client in users.items():
+        log(f"search at {size:,} runs: {client.target.label} walks to page {deep}")
+        began = time.monotonic()
+        tokens[name] = attempt(lambda c=client: _walk(bench, c, experiment_id, per_page, deep))
+        log(f"  {time.monotonic() - began:.1f} s")
+    calls = {}
+    for name, token in tokens.items():
+        if isinstance(token, Failed):
+            continue
+        for page, page_token in ((1, None), (deep, token)):
+            body = data.encode(search_body(experiment_id, "", DEEP_ORDER, per_page, page_token))
+            calls[(name, page)] = lambda c=users[name], b=body: c.timed("POST", f"{API}/runs/search", body=b)[0]
+    log(f"search at {size:,} runs: page 1 against page {deep}")
+    times = attempt(lambda: _interleaved(bench, calls, reps=s.reps, seconds=2 * s.rep_seconds, warmup=SUITE_WARMUP)) if calls else {}
+    goal = issue_goal(bench, "deep_ratio")
+    for name in users:
+        value = tokens[name] if isinstance(tokens[name], Failed) else times
+        for page in (1, deep):
+            put_latency(bench, W_SEARCH, f"{base}: page {page} [{DEFAULT_NONE}]", name,
+                        value if isinstance(value, Failed) else value[(name, page)])  # fmt: skip
+        for stat, fn in (("p50", statistics.median), ("p95", lambda v: pct(v, 0.95))):
+            ratio = value if isinstance(value, Failed) else fn(value[(name, deep)]) / fn(value[(name, 1)])
+            bench.sheet.put(W_SEARCH, f"{base}: page {deep} / page 1, {stat} [{DEFAULT_NONE}]", name, ratio, "×", goal,
+                            note=f"{name}: {value.reason}" if isinstance(value, Failed) else "")  # fmt: skip
+
+
+def _issue_pagination(bench: Bench, users: dict, experiment_id: str, size: int) -> None:
+    """Every run at 1000 per page, following next_page_token, for both users in turn."""
+    counts = {name: set() for name in users}
+
+    def once(name: str) -> float:
+        seconds, total = paginate(users[name], experiment_id, 1000, size // 1000 + 2)
+        counts[name].add(total)
+        return seconds
+
+    log(f"search at {size:,} runs: full pagination")
+    calls = {name: (lambda n=name: once(n)) for name in users}
+    times = attempt(lambda: _interleaved(bench, calls, reps=MIN_REPS, seconds=0, warmup=0))
+    goal = issue_goal(bench, "pagination_s") if size >= 100_000 else None
+    for name in users:
+        put_latency(bench, W_SEARCH, f"full pagination, 1000/page, {size:,} runs [{DEFAULT_NONE}]", name,
+                    times if isinstance(times, Failed) else times[name], unit_s=True, p50_goal=goal, p95=False)  # fmt: skip
+        if counts[name] and counts[name] != {size}:
+            bench.notes.append(f"search: {users[name].target.label} paged through {sorted(counts[name])} runs, expected {size}")
 
 
 # ---------------------------------------------------------------- 3. history
@@ -971,17 +1242,25 @@ def _paired(bench: Bench, clients: dict, method: str, path: str, params, body) -
     """Seconds per request for each client, the clients taking turns (and turns at going first)."""
     s = bench.scale
     encoded = None if body is None else data.encode(body)
-    names = list(clients)
-    for _ in range(PERM_WARMUP):
+    calls = {name: (lambda c=client: c.timed(method, path, params=params, body=encoded)[0]) for name, client in clients.items()}
+    return _interleaved(bench, calls, reps=s.perm_reps, seconds=s.perm_seconds, warmup=PERM_WARMUP)
+
+
+def _interleaved(bench: Bench, calls: dict, *, reps: int, seconds: float, warmup: int) -> dict:
+    """Rounds of one call of each (name -> fn returning seconds), in turns at going first,
+    after `warmup` untimed rounds; at most `reps` rounds, stopping after `seconds` once
+    MIN_REPS are in. Seconds per name."""
+    names = list(calls)
+    for _ in range(warmup):
         for name in names:
-            clients[name].timed(method, path, params=params, body=encoded)
+            calls[name]()
     times = {name: [] for name in names}
     started = time.monotonic()
     n = 0
-    while n < s.perm_reps and (n < MIN_REPS or time.monotonic() - started < s.perm_seconds):
+    while n < reps and (n < MIN_REPS or time.monotonic() - started < seconds):
         bench.check_stop()
         for name in names if n % 2 == 0 else reversed(names):
-            times[name].append(clients[name].timed(method, path, params=params, body=encoded)[0])
+            times[name].append(calls[name]())
         n += 1
     return times
 
@@ -1023,3 +1302,78 @@ def _permission_checks(bench: Bench, clients: dict, seeded: dict, default: str) 
     if pages[0] != pages[1] or not pages[0]:
         problems.append(f"runs/search in a granted experiment: superuser and user got different pages ({len(pages[0])}, {len(pages[1])} runs)")
     bench.notes += [f"permissions [default {default}]: {p}" for p in problems]
+
+
+# ---------------------------------------------------------------- 9. catalog (issue 9)
+
+
+def workload_catalog(bench: Bench) -> None:
+    """experiments/search, registered-models/search and model-versions/search over a large
+    catalog (seed_catalog.py describes the data), for a superuser and a user whose only
+    access is its team's READ grant on half of it, on a portal with
+    PORTAL_DEFAULT_PERMISSION=NONE. The portal only: MLflow has no grants to compare."""
+    s = bench.scale
+    if bench.serve_portal is None:
+        raise RuntimeError("the catalog workload needs bench.serve_portal")
+    E, M, V = s.catalog_experiments, s.catalog_models, s.catalog_versions
+    log("catalog: the team-granted user")
+    made = team_user(bench)
+    log(f"catalog: seeding {E:,} experiments, {M:,} registered models, {V:,} versions with tags and grants")
+    args = [sys.executable, str(BENCH_DIR / "seed_catalog.py"), "catalog", "--experiments", str(E), "--models", str(M),
+            "--versions", str(V), "--analyze"]  # fmt: skip
+    seeded = run_script(args, bench.portal_env, timeout=7200)
+    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in seeded["steps"].items())
+    log(f"  seeded in {seeded['seconds']:.1f} s ({steps})")
+    bench.notes.append(
+        f"catalog: {E:,} experiments (3 tags each), {M:,} registered models (2 tags each), {seeded['versions']:,} versions "
+        f"(2 tags each) seeded straight into the database in {seeded['seconds']:.0f} s ({steps}); the superuser holds "
+        "MANAGE on each (as their creator), the team READ on half; PORTAL_DEFAULT_PERMISSION=NONE; keep-alive, superuser "
+        "and team user interleaved"
+    )
+    expected = seed_catalog.expected_counts(E, M, V)
+    goal = issue_goal(bench, "catalog_p95")
+    with ExitStack() as stack:
+        log("catalog: portal with PORTAL_DEFAULT_PERMISSION=NONE")
+        users = _none_clients(bench, stack, "gunicorn-catalog-none", made["token"])
+        for key, label, method, path, params, body, field_name, order in seed_catalog.catalog_queries(M):
+            bench.check_stop()
+            log(f"catalog [{DEFAULT_NONE}]: {label}")
+            _catalog_checks(bench, users, label, method, path, params, body, field_name, order, expected[key])
+            encoded = None if body is None else data.encode(body)
+            calls = {name: (lambda c=client: c.timed(method, path, params=params, body=encoded)[0]) for name, client in users.items()}
+            times = attempt(lambda: _interleaved(bench, calls, reps=s.reps, seconds=s.rep_seconds, warmup=SUITE_WARMUP))
+            counts = expected[key]
+            row = f"{label} ({counts['superuser']:,} match, the team user reads {counts['team']:,}) [{DEFAULT_NONE}]"
+            for variant in users:
+                put_latency(bench, W_CATALOG, row, variant, times if isinstance(times, Failed) else times[variant], p95_goal=goal)
+
+
+def _catalog_checks(bench, users, label, method, path, params, body, field_name, order, expected) -> None:
+    """Each user pages through exactly the rows it may see (1000 per page, following
+    next_page_token); the first page of the timed request is in the requested order. A
+    mismatch is a note, not an exception."""
+    problems = []
+    for name, client in users.items():
+        want = expected["superuser" if name == "portal_token" else "team"]
+        try:
+            first = client.call(method, path, params=params, body=body).get(field_name, [])
+            if order is not None:
+                key, direction = order
+                values = [int(v) if key != "name" else v for v in (item.get(key) for item in first)]
+                if values != sorted(values, reverse=direction == "desc"):
+                    problems.append(f"{client.target.label}: the first page is not ordered by {key} {direction.upper()}")
+            bigger = 10000 if "max_results" in (params or body) and (params or body)["max_results"] > 1000 else 1000
+            total, token = 0, None
+            for _ in range(want // bigger + 3):
+                page_params = None if params is None else {**params, "max_results": bigger, **({"page_token": token} if token else {})}
+                page_body = None if body is None else {**body, "max_results": bigger, **({"page_token": token} if token else {})}
+                answer = client.call(method, path, params=page_params, body=page_body)
+                total += len(answer.get(field_name, []))
+                token = answer.get("next_page_token")
+                if not token:
+                    break
+            if total != want:
+                problems.append(f"{client.target.label} paged through {total:,} rows, expected {want:,}")
+        except ApiError as exc:
+            problems.append(f"{client.target.label}: {exc}")
+    bench.notes += [f"catalog: {label}: {p}" for p in problems]

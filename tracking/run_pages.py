@@ -160,7 +160,7 @@ def _segments(order_by: list[str] | None) -> list[_Segment]:
     if first.kind == "metric":
         number = _Term("_k0", F("_j0__value"), first.ascending, float)
         return [
-            _Segment(present & Q(_j0__is_nan=False), [number, *later], joins),
+            _Segment(present & Q(_j0__is_nan__in=[False]), [number, *later], joins),
             _Segment(present & Q(_j0__is_nan=True), later, joins),
             _Segment(missing, later, later_joins),
         ]

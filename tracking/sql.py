@@ -1,11 +1,10 @@
 """SQL building blocks shared by the models' indexes and the search that uses them."""
 
-from django.db.models import Func
-from django.db.models.functions import Left
+from django.db.models import Func, TextField
 
 # How many leading characters of a param or tag value the search indexes hold: a PostgreSQL
 # B-tree entry holds at most about 2.7 kB, and a value may be 6,000 characters or more.
-SEARCH_PREFIX = 200
+SEARCH_PREFIX = 200  # changing it changes the search indexes: it needs a migration
 
 
 class CodePoints(Func):
@@ -23,6 +22,16 @@ class CodePoints(Func):
         return self.as_sql(compiler, connection, template='(%(expressions)s) COLLATE "C"', **extra_context)
 
 
+class Prefix(Func):
+    """The first SEARCH_PREFIX characters of a text. The length is written into the SQL, not
+    bound as a parameter: SQLite uses an index on an expression only for the same expression
+    with the same literals."""
+
+    arity = 1
+    output_field = TextField()
+    template = f"SUBSTR(%(expressions)s, 1, {SEARCH_PREFIX})"
+
+
 def value_prefix(field: str = "value") -> CodePoints:
     """The indexed prefix of a param or tag value (see the search indexes in tracking.models)."""
-    return CodePoints(Left(field, SEARCH_PREFIX))
+    return CodePoints(Prefix(field))

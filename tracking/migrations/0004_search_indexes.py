@@ -15,9 +15,8 @@
 
 from django.db import DatabaseError, migrations, models, transaction
 from django.db.models import F
-from django.db.models.functions import Left
 
-from tracking.sql import CodePoints
+from tracking.sql import CodePoints, Prefix
 
 SEARCH_PREFIX = 200  # tracking.sql.SEARCH_PREFIX when this migration was written
 
@@ -57,7 +56,7 @@ def postgres_search_extras(apps, schema_editor):
             for table in ("tracking_param", "tracking_runtag"):
                 cursor.execute(
                     f"CREATE STATISTICS IF NOT EXISTS {table}_key_value_stats (mcv) "
-                    f"ON key, left(value, {SEARCH_PREFIX}) FROM {table}"
+                    f"ON key, substr(value, 1, {SEARCH_PREFIX}) FROM {table}"
                 )
 
 
@@ -100,11 +99,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="param",
-            index=models.Index(F("experiment"), F("key"), CodePoints(Left("value", SEARCH_PREFIX)), F("run"), name="param_search"),
+            index=models.Index(F("experiment"), F("key"), CodePoints(Prefix("value")), F("run"), name="param_search"),
         ),
         migrations.AddIndex(
             model_name="runtag",
-            index=models.Index(F("experiment"), F("key"), CodePoints(Left("value", SEARCH_PREFIX)), F("run"), name="run_tag_search"),
+            index=models.Index(F("experiment"), F("key"), CodePoints(Prefix("value")), F("run"), name="run_tag_search"),
         ),
         migrations.RunPython(postgres_search_extras, postgres_search_extras_reverse),
     ]
