@@ -129,7 +129,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import NotSupportedError
-from django.db.models import Case, Exists, F, FilteredRelation, IntegerField, Lookup, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    F,
+    FilteredRelation,
+    Func,
+    IntegerField,
+    Lookup,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 
 from portal.errors import InvalidParameter
 from tracking.models import ExperimentTag, InputTag, LatestMetric, Param, RunInput, RunTag
@@ -739,6 +753,24 @@ class PerRunExists(Exists):
         return self.as_sql(compiler, connection, template="EXISTS(%(subquery)s OFFSET 0)", **extra_context)
 
 
+class LikelyOnSQLite(Func):
+    """A time range SQLite's planner should not start from: `likelihood(condition, 0.9)`.
+
+    SQLite keeps no histogram (PostgreSQL does), so it takes any range on start_time as
+    narrow, reads the runs in it through the run index and sorts them, even when the range
+    holds half the experiment and the order's own index would find the page in a few
+    hundred rows (`start_time >= <middle>` ordered by a metric at 100,000 runs: 174 ms
+    against 0.4 ms). Said likely, the range is checked along the order instead. PostgreSQL
+    gets the plain condition.
+    """
+
+    template = "likelihood(%(expressions)s, 0.9)"
+    output_field = BooleanField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return compiler.compile(self.source_expressions[0])
+
+
 _TRIGRAM_LITERAL = re.compile(r"[^%_]{3}")
 
 
@@ -801,7 +833,8 @@ def _run_condition(comparison: Comparison) -> Q:
         rows = RunInput.objects.filter(run=OuterRef("pk"))
         return Q(Exists(rows.filter(string_condition(f"dataset__{key}", comparator, value))))
     if key in _RUN_NUMERIC_ATTRIBUTES:
-        return integer_condition(key, comparator, value)
+        condition = integer_condition(key, comparator, value)
+        return Q(LikelyOnSQLite(condition)) if comparator in ("<", "<=", ">", ">=") else condition
     if key == "run_name":
         return _run_name_condition(comparison)
     return string_condition(_RUN_FIELDS[key], comparator, value)
