@@ -64,7 +64,9 @@ _ATTRIBUTE_COLUMNS = {
     "artifact_uri": "artifact_uri",
     "start_time": "start_time",
 }
-_MAX_TOKEN_LENGTH = 20_000
+# A token holds the last run's values of every order key: a param or tag value may be
+# thousands of characters.
+_MAX_TOKEN_LENGTH = 1_000_000
 
 
 @dataclass
@@ -180,7 +182,8 @@ def search_key(*parts: Any) -> str:
 
 def _encode(key: str, segment: int, values: list) -> str:
     document = {"search": key, "segment": segment, "after": values}
-    return base64.b64encode(json.dumps(document).encode()).decode("ascii")  # a metric may be ±Infinity
+    text = json.dumps(document, ensure_ascii=False)  # a metric may be ±Infinity, which JSON spells out
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def _decode(token: str | None, key: str, segments: list[_Segment]) -> tuple[int, list | None]:
@@ -213,7 +216,15 @@ def _fits(value: Any, value_type: type) -> bool:
         return type(value) is int or (type(value) is float and value == value)  # not NaN
     if value_type is int:
         return type(value) is int and -(2**63) <= value < 2**63
-    return type(value) is str
+    return type(value) is str and "\x00" not in value and _is_unicode(value)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) is not
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def run_page(

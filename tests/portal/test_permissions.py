@@ -466,3 +466,24 @@ def test_deleting_a_team_removes_its_grants(root, alice, bob, exp, team, private
 def test_experiment_zero_is_default(default_experiment):
     assert Experiment.objects.get(pk=0).is_open_to_all
     assert Run.access_creator == "owner"
+
+
+def test_a_team_reader_pages_through_exactly_the_runs_the_grant_shows(alice, bob, exp, team, private_by_default):
+    other = make_experiment(owner=alice, name="hidden")
+    shown = {run_services.run_create(actor=alice, experiment_id=str(exp.pk), start_time=i).pk for i in range(7)}
+    for i in range(5):
+        run_services.run_create(actor=alice, experiment_id=str(other.pk), start_time=i)
+    permissions.grant_create(actor=alice, root=exp, level="READ", team=team)
+
+    seen, token = [], None
+    while True:
+        page = tracking_selectors.run_search_for_user(
+            bob, experiment_ids=[str(exp.pk), str(other.pk)], order_by=["attributes.start_time ASC"], max_results=2, page_token=token
+        )
+        seen += [data.run.pk for data in page.runs]
+        token = page.next_page_token
+        if token is None:
+            break
+        with pytest.raises(InvalidParameter, match="another search"):
+            tracking_selectors.run_search_for_user(bob, experiment_ids=[str(exp.pk)], max_results=2, page_token=token)
+    assert len(seen) == len(set(seen)) and set(seen) == shown

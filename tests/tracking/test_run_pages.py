@@ -141,7 +141,9 @@ def test_a_token_continues_only_its_own_search(runs):
         "eyJzZWFyY2giOiAiayIsICJzZWdtZW50IjogMCwgImFmdGVyIjogWyJ4IiwgMSwgImlkIl19",
         "eyJzZWFyY2giOiAiayIsICJzZWdtZW50IjogOSwgImFmdGVyIjogW119",  # a segment that does not exist
         "eyJzZWFyY2giOiAiayIsICJzZWdtZW50IjogMCwgImFmdGVyIjogW05hTiwgMSwgImlkIl19",  # NaN
-        "x" * 30_000,
+        "eyJzZWFyY2giOiAiayIsICJzZWdtZW50IjogMCwgImFmdGVyIjogWzAuNSwgMSwgImFcdTAwMDBiIl19",  # a NUL in a run id
+        "eyJzZWFyY2giOiAiayIsICJzZWdtZW50IjogMCwgImFmdGVyIjogWzAuNSwgMSwgIlx1ZDgwMCJdfQ==",  # a lone surrogate
+        "x" * 1_000_001,
     ],
 )
 def test_malformed_tokens_are_invalid_parameters(runs, token):
@@ -182,3 +184,12 @@ def test_equality_is_exact_around_the_indexed_prefix(runs, kind):
         key = "p" if kind == "params" else "t"
         found = {run.pk for run in search.apply_run_filter(runs, f"{kind}.{key} = '{value}'")}
         assert found == {pk for pk, values in rows.items() if values.get(key) == value}, value[-3:]
+
+
+def test_pages_ordered_by_values_of_thousands_of_characters():
+    experiment = make_experiment("long")
+    for i in range(12):
+        make_run(experiment, f"r{i}", start_time=i, tags={"t": "é" * 7990 + f"{i % 4:010d}"}, params={"p": "x" * 5999 + "ab"[i % 2]})
+    runs = Run.objects.filter(experiment=experiment)
+    for order_by in (["tags.t DESC"], ["params.p ASC", "tags.t ASC"]):
+        assert paged(runs, order_by, 1) == reference(runs, order_by)
