@@ -300,7 +300,7 @@ def _granted_ids(model: type[Model], user: User, codenames: list[str], *, for_te
 
 def _root_q(
     user: User, model: type[Model], *, minimum: int = 1, as_container: bool = False, also: Q | None = None,
-    one_root: bool = False,
+    one_root: bool = False, column: str | None = None,
 ) -> Q:
     """SQL condition on root `model`: `user` has at least level `minimum` there.
 
@@ -310,11 +310,18 @@ def _root_q(
     Grants and denials are uncorrelated IN subqueries (the user's grant ids, computed once
     per statement and probed per row), not EXISTS correlated with each row; the plain
     column tests come first, so a public root under a READ default needs no probe.
+
+    With `column` (a child's foreign key to `model`, e.g. "registered_model_id") the same
+    condition is stated on that column of the child's rows, the root's own columns read
+    through uncorrelated subqueries too (see visible_rows).
     """
     team_defaults = _team_default_model().objects.filter(team__user=user, resource_type=model.access_resource_type)
     codenames = _level_codenames(model, minimum)
     deny = [_codename(model, DENY)]
-    if one_root:
+    if column is not None:
+        def held(codenames: list[str], for_team: bool) -> Q:
+            return Q(**{f"{column}__in": _granted_ids(model, user, codenames, for_team=for_team)})
+    elif one_root:
         # Checked for one root at a time (a child row's own root): probes of that root's
         # grant rows, not the set of every root the user holds a grant on.
         def held(codenames: list[str], for_team: bool) -> Q:
@@ -325,15 +332,20 @@ def _root_q(
             return Q(pk__in=_granted_ids(model, user, codenames, for_team=for_team))
     granted = held(codenames, False) | held(codenames, True)
     denied = Q(Exists(team_defaults.filter(level=DENY))) | held(deny, False) | held(deny, True)
+    if column is None:
+        public = Q(private=False)
+    else:
+        # Not one of the private roots (usually the fewer): the child's key is never NULL here (visible_rows).
+        public = ~Q(**{f"{column}__in": model.objects.filter(private=True).values("pk")})
     if _RANK[default_level()] >= minimum:
-        by_default = Q(private=False)
+        by_default = public
     else:
         levels = [level for level in LEVELS if _RANK[level] >= minimum]
-        by_default = Q(private=False) & Q(Exists(team_defaults.filter(level__in=levels)))
+        by_default = Q(Exists(team_defaults.filter(level__in=levels))) & public
     reachable = by_default | granted
     open_pk = getattr(model, "access_open_pk", None)
     if as_container and open_pk is not None and minimum <= _RANK["READ"]:
-        reachable = Q(pk=open_pk) | reachable
+        reachable = Q(**{column or "pk": open_pk}) | reachable
     if also is not None:
         reachable = reachable | also  # reachable some other way, but still subject to DENY
     return reachable & ~denied
@@ -369,6 +381,38 @@ def visible(user: User, queryset: QuerySet) -> QuerySet:
     if user.is_superuser:
         return queryset
     return queryset.filter(_visible_q(user, queryset.model))
+
+
+def visible_rows(user: User, queryset: QuerySet) -> QuerySet:
+    """`queryset` (of a model whose `access_parent` is a root) narrowed to exactly the rows
+    `visible` leaves, in the shape a search that walks many of them in its own order wants.
+
+    `visible` tests each row with one EXISTS on its own root: the right shape to judge a
+    few rows, or rows read root by root. A search that walks thousands of rows in their own
+    order (the newest 100 of 100,000 model versions) then either runs that probe for each
+    of them or, as PostgreSQL misjudges its cost, joins the roots the wrong way round:
+    60-100 ms measured where a superuser's same search takes 5. Here the rule is stated on
+    the row's foreign key instead: IN the user's grant-id sets, NOT IN the private roots
+    and the denials, each an uncorrelated subquery computed once per statement and hashed,
+    so the search walks its index in order and filters as it goes.
+    """
+    model = queryset.model
+    field = model._meta.get_field(model.access_parent)
+    parent = field.related_model
+    if not hasattr(parent, "access_resource_type"):
+        return visible(user, queryset)
+    if not is_active_user(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    column = field.attname
+    also = None
+    creator_field = getattr(model, "access_creator", None)
+    open_pk = getattr(parent, "access_open_pk", None)
+    if creator_field and open_pk is not None:
+        # The Default experiment: one's own runs and logged models, unless denied it.
+        also = Q(**{column: open_pk, f"{creator_field}_id": user.pk})
+    return queryset.filter(Q(**{f"{column}__isnull": False}) & _root_q(user, parent, also=also, column=column))
 
 
 def visible_get(user: User, queryset: QuerySet, **lookup: Any) -> Model | None:

@@ -58,6 +58,9 @@ class RegisteredModel(models.Model):
     access_resource_key = "name"  # grant APIs name a registered model by its name
 
     class Meta:
+        # Search orders by name (the unique index) or by last update; a page of the newest
+        # is read from this index rather than by sorting every model.
+        indexes = [models.Index(fields=["last_updated_timestamp"], name="registered_model_updated")]
         # One row per grantee holds its level (view < use < change < manage, or deny); approve is separate.
         permissions = [
             ("use_registeredmodel", "Can use registered model (MLflow's USE: reads here)"),
@@ -133,6 +136,9 @@ class ModelVersion(models.Model):
             models.Index(fields=["registered_model", "current_stage", "version"], name="model_version_stage"),
             # Artifact reads through a registered model look versions up by their files.
             models.Index(fields=["storage_location"], name="model_version_location"),
+            # Search's default order (newest update first): a page is read from this index
+            # rather than by sorting every matching version.
+            models.Index(fields=["last_updated_timestamp"], name="model_version_updated"),
         ]
 
     def __str__(self) -> str:

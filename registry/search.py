@@ -26,8 +26,8 @@ Decisions:
   where the tag must be there). The client appends `` tag.`mlflow.prompt.is_prompt` != 'true' ``
   to every model search and expects ordinary models, which have no such tag, to match.
 - LIKE is case-sensitive, ILIKE is not, on SQLite and PostgreSQL alike (tracking.search).
-- The primary key ends every ordering, so offset page tokens visit each row once while
-  nothing changes.
+- Every ordering ends in a unique key (a model's name; a version's model name and number),
+  so offset page tokens visit each row once while nothing changes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from portal.errors import InvalidParameter
-from registry.models import ModelVersionTag, RegisteredModelTag
+from registry.models import ModelVersionTag, RegisteredModel, RegisteredModelTag
 from tracking.search import (
     LIST_COMPARATORS,
     NULL_COMPARATORS,
@@ -139,10 +139,15 @@ def _stages(filter_string: str, comparison: Comparison) -> list[str]:
         ) from None
 
 
-def _model_version_condition(filter_string: str, comparison: Comparison) -> Q:
+def _model_version_condition(filter_string: str, comparison: Comparison, models_first: bool) -> Q:
     kind, key, comparator, value = comparison.kind, comparison.key, comparison.comparator, comparison.value
     if kind == "tag":
         return _tag_condition(ModelVersionTag.objects.filter(model_version=OuterRef("pk"), key=key), comparison)
+    if key == "name" and not models_first:
+        # The models whose name matches, as a subquery: each model's name is tested once,
+        # not once per version read (on SQLite LIKE is a Python regular expression per row).
+        models = RegisteredModel.objects.filter(string_condition("name", comparator, value))
+        return Q(registered_model__in=models.values("pk"))
     if key in _VERSION_STRING_FIELDS:
         return string_condition(_VERSION_STRING_FIELDS[key], comparator, value)
     if key == "current_stage":
@@ -163,10 +168,16 @@ def registered_model_filter(queryset: QuerySet, filter_string: str | None) -> Qu
     return queryset
 
 
-def model_version_filter(queryset: QuerySet, filter_string: str | None) -> QuerySet:
-    """`queryset` (of ModelVersion) narrowed by an MLflow SearchModelVersions filter."""
+def model_version_filter(queryset: QuerySet, filter_string: str | None, *, models_first: bool = False) -> QuerySet:
+    """`queryset` (of ModelVersion) narrowed by an MLflow SearchModelVersions filter.
+
+    `models_first`: the search reads the registered models first, in the order of their
+    names (model_version_order_leads_with_name), so a condition on the name is tested on
+    them as they are read; PostgreSQL then walks only the matching range of the name index.
+    Otherwise the search reads versions, and the name condition is a subquery of models.
+    """
     for comparison in parse_filter(filter_string, model_version_target):
-        queryset = queryset.filter(_model_version_condition(filter_string or "", comparison))
+        queryset = queryset.filter(_model_version_condition(filter_string or "", comparison, models_first))
     return queryset
 
 
@@ -217,4 +228,15 @@ def registered_model_order(queryset: QuerySet, order_by: list[str] | None) -> Qu
 
 def model_version_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
     ordering = _ordering(order_by, _MODEL_VERSION_ORDER, "model version") or [F("last_updated_timestamp").desc()]
-    return queryset.order_by(*ordering, "registered_model__name", "-version", "pk")
+    # (name, version) is unique, so it ends the ordering. A trailing primary key would change
+    # nothing but SQLite's plan: it then sorts every version rather than walking the index
+    # of the leading column (0.4 ms against 20 ms for the newest 100 of 100,000).
+    return queryset.order_by(*ordering, "registered_model__name", "-version")
+
+
+def model_version_order_leads_with_name(order_by: list[str] | None) -> bool:
+    """Whether the order starts with the model's name: such a search reads the registered
+    models first (by name) and their versions from each, rather than the versions in order.
+    A bad order_by is InvalidParameter, as in model_version_order."""
+    ordering = _ordering(order_by, _MODEL_VERSION_ORDER, "model version")
+    return bool(ordering) and ordering[0].expression.name == "registered_model__name"

@@ -5,6 +5,7 @@ A model or version the user may not read is reported exactly like a missing one.
 
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, QuerySet, Subquery
 
@@ -22,6 +23,7 @@ from registry.models import (
     StageTransition,
 )
 from tracking.search import page_of, validate_max_results
+from tracking.selectors import KeyValue
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -119,21 +121,49 @@ def latest_versions_for_user(user: User, name: str, stages: list[str] | None = N
 
 
 def latest_versions_of_models(model_ids: list[int], stages: list[str] | None = None) -> dict[int, list[ModelVersion]]:
-    """For each model, its latest version per stage, in `stages` order (one query for any number of models)."""
-    wanted = list(dict.fromkeys(stages)) if stages else list(Stage)
-    latest_in_stage = (
-        ModelVersion.objects.filter(
-            registered_model_id=OuterRef("registered_model_id"), current_stage=OuterRef("current_stage")
+    """For each model, its latest version per stage, in `stages` order (two queries for any number of models)."""
+    return _latest_versions(model_ids, stages)
+
+
+def _latest_version_ids(model_ids: list[int], stages: list[str]) -> list[int]:
+    """Ids of the newest version in each of `stages` of each model.
+
+    One probe of the model_version_stage index per model and stage (the first entry from
+    its end), so the cost does not grow with the number of versions a model has.
+    """
+    probes = {
+        f"latest_{i}": Subquery(
+            ModelVersion.objects.filter(registered_model_id=OuterRef("pk"), current_stage=stage)
+            .order_by("-version")
+            .values("pk")[:1]
         )
-        .order_by("-version")
-        .values("version")[:1]
-    )
-    versions = ModelVersion.objects.filter(
-        registered_model_id__in=model_ids, current_stage__in=wanted, version=Subquery(latest_in_stage)
-    ).select_related("registered_model", "owner")
+        for i, stage in enumerate(stages)
+    }
+    rows = RegisteredModel.objects.filter(pk__in=model_ids).annotate(**probes).values_list(*probes)
+    return [pk for row in rows for pk in row if pk is not None]
+
+
+def _latest_versions(
+    model_ids: list[int], stages: list[str] | None, models: dict[int, RegisteredModel] | None = None
+) -> dict[int, list[ModelVersion]]:
+    """latest_versions_of_models. With `models` (the models by id, already loaded) the
+    versions get those instances, and their owners where they are the same users, rather
+    than loading them again."""
+    wanted = list(dict.fromkeys(stages)) if stages else list(Stage)
     result: dict[int, list[ModelVersion]] = {pk: [] for pk in model_ids}
+    if not model_ids:
+        return result
+    versions = ModelVersion.objects.filter(pk__in=_latest_version_ids(model_ids, wanted))
+    versions = list(versions if models else versions.select_related("registered_model"))
+    known = {}
+    for model in (models or {}).values():
+        if model.owner_id is not None and RegisteredModel.owner.is_cached(model):
+            known[model.owner_id] = model.owner
+    _attach_owners(versions, known)
     order = {stage: i for i, stage in enumerate(wanted)}
     for version in versions:
+        if models:
+            version.registered_model = models[version.registered_model_id]
         result[version.registered_model_id].append(version)
     for found in result.values():
         found.sort(key=lambda v: order[v.current_stage])
@@ -155,50 +185,89 @@ def model_version_download_uri_for_user(user: User, name: str, version: int | st
 # ---------------------------------------------------------------- loading for output
 
 
+def _attach_owners(rows: list, known: dict | None = None) -> None:
+    """Give each row its `owner`: from `known` (users by id, already loaded), the others
+    from one query for the distinct owners. A join would build a user instance per row,
+    and a page has hundreds of rows and a handful of owners."""
+    owners = dict(known or {})
+    missing = {row.owner_id for row in rows if row.owner_id is not None} - owners.keys()
+    if missing:
+        owners.update(get_user_model().objects.in_bulk(missing))
+    for row in rows:
+        if row.owner_id is not None:
+            row.owner = owners.get(row.owner_id)  # None: the user was deleted meanwhile
+
+
 @dataclass
 class ModelVersionData:
-    """Everything the MLflow door shows of a version, loaded for many versions in a few queries."""
+    """Everything the MLflow door shows of a version, loaded for many versions in a few queries.
+
+    Tags are (key, value) pairs, by key; aliases are names, sorted.
+    """
 
     version: ModelVersion
-    tags: list[ModelVersionTag] = field(default_factory=list)
+    tags: list[KeyValue] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
 
 
 def model_version_data_load(versions: list[ModelVersion]) -> list[ModelVersionData]:
+    return _version_data(versions)
+
+
+def _version_data(versions: list[ModelVersion], aliases: list[tuple[int, str]] | None = None) -> list[ModelVersionData]:
+    """model_version_data_load; `aliases`, when given, are (version id, name) of every
+    alias of the versions' models, by name, so they need no query of their own."""
     data = {v.pk: ModelVersionData(v) for v in versions}
     if not data:
         return []
-    for tag in ModelVersionTag.objects.filter(model_version_id__in=list(data)).order_by("key"):
-        data[tag.model_version_id].tags.append(tag)
-    for alias in ModelAlias.objects.filter(model_version_id__in=list(data)).order_by("alias"):
-        data[alias.model_version_id].aliases.append(alias.alias)
+    ids = list(data)
+    # Plain rows rather than model instances: a page of versions has hundreds of tags.
+    tags = ModelVersionTag.objects.filter(model_version_id__in=ids).order_by("key")
+    for version_id, key, value in tags.values_list("model_version_id", "key", "value"):
+        data[version_id].tags.append(KeyValue(key, value))
+    if aliases is None:
+        rows = ModelAlias.objects.filter(model_version_id__in=ids).order_by("alias")
+        aliases = rows.values_list("model_version_id", "alias")
+    for version_id, alias in aliases:
+        if version_id in data:
+            data[version_id].aliases.append(alias)
     return [data[v.pk] for v in versions]
 
 
 @dataclass
 class RegisteredModelData:
+    """A registered model with its tags ((key, value) pairs, by key), its aliases (by
+    name, each with its version's number loaded) and its latest version per stage."""
+
     model: RegisteredModel
-    tags: list[RegisteredModelTag] = field(default_factory=list)
+    tags: list[KeyValue] = field(default_factory=list)
     aliases: list[ModelAlias] = field(default_factory=list)
     latest_versions: list[ModelVersionData] = field(default_factory=list)
 
 
 def registered_model_data_load(models: list[RegisteredModel]) -> list[RegisteredModelData]:
-    """Tags, aliases and latest versions per stage of `models`: a fixed number of queries."""
+    """Tags, aliases and latest versions per stage of `models`: five queries for any number
+    of models (six when the versions' owners are not the models' owners)."""
     data = {m.pk: RegisteredModelData(m) for m in models}
     if not data:
         return []
     ids = list(data)
-    for tag in RegisteredModelTag.objects.filter(registered_model_id__in=ids).order_by("key"):
-        data[tag.registered_model_id].tags.append(tag)
-    for alias in (
+    tags = RegisteredModelTag.objects.filter(registered_model_id__in=ids).order_by("key")
+    for model_id, key, value in tags.values_list("registered_model_id", "key", "value"):
+        data[model_id].tags.append(KeyValue(key, value))
+    aliases = list(
         ModelAlias.objects.filter(registered_model_id__in=ids)
         .select_related("model_version")
+        .only("registered_model_id", "alias", "model_version__version")
         .order_by("alias")
-    ):
+    )
+    for alias in aliases:
         data[alias.registered_model_id].aliases.append(alias)
-    latest = latest_versions_of_models(ids)
-    loaded = {d.version.pk: d for d in model_version_data_load([v for found in latest.values() for v in found])}
+    latest = _latest_versions(ids, None, {pk: d.model for pk, d in data.items()})
+    # An alias points at a version of its own model, so the models' aliases are all the
+    # latest versions can have.
+    pairs = [(alias.model_version_id, alias.alias) for alias in aliases]
+    loaded = {d.version.pk: d for d in _version_data([v for found in latest.values() for v in found], pairs)}
     for model_id, found in latest.items():
         data[model_id].latest_versions = [loaded[v.pk] for v in found]
     return [data[m.pk] for m in models]
@@ -247,10 +316,17 @@ def model_version_search_for_user(
     from registry import search
 
     max_results = validate_max_results(max_results, default=10000, maximum=200_000)
-    queryset = model_versions_for_user(user).select_related("registered_model", "owner")
-    queryset = search.model_version_filter(queryset, filter_string)
+    # Ordered by the model's name, the search reads the models first (by name) and the
+    # versions of each: the name condition and the permission test (one probe per model) go
+    # on the models as they are read. Otherwise it reads the versions in order, and both are
+    # tested per version against sets computed once (portal.permissions.visible_rows).
+    models_first = search.model_version_order_leads_with_name(order_by)
+    queryset = ModelVersion.objects.select_related("registered_model")
+    queryset = search.model_version_filter(queryset, filter_string, models_first=models_first)
     queryset = search.model_version_order(queryset, order_by)
+    queryset = permissions.visible(user, queryset) if models_first else permissions.visible_rows(user, queryset)
     rows, next_token = page_of(queryset, page_token, max_results)
+    _attach_owners(rows)
     return ModelVersionPage(model_version_data_load(rows), next_token)
 
 

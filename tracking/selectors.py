@@ -29,6 +29,7 @@ from tracking.models import (
     RunModelOutput,
     RunTag,
 )
+from tracking.sql import InIds
 from tracking.validation import normalize_experiment_name
 
 VIEW_TYPES = {"ACTIVE_ONLY", "DELETED_ONLY", "ALL"}
@@ -100,7 +101,7 @@ def experiment_tags(experiment_ids: Iterable[int]) -> dict[int, list[ExperimentT
 @dataclass
 class ExperimentPage:
     experiments: list[Experiment]
-    tags: dict[int, list[ExperimentTag]]
+    tags: dict[int, list["KeyValue"]]  # (key, value) pairs, not model instances
     next_page_token: str | None
 
 
@@ -120,7 +121,13 @@ def experiment_search_for_user(
     queryset = search.apply_experiment_filter(queryset, filter_string)
     queryset = search.apply_experiment_order(queryset, order_by)
     experiments, next_token = search.page_of(queryset, page_token, max_results)
-    return ExperimentPage(experiments, experiment_tags(e.pk for e in experiments), next_token)
+    # Tags as plain (key, value) pairs: a page of 1,000 experiments has thousands, and a
+    # model instance per tag was a third of the request.
+    tags: dict[int, list[KeyValue]] = defaultdict(list)
+    rows = ExperimentTag.objects.filter(experiment_id__in=[e.pk for e in experiments]).order_by("key")
+    for experiment_id, key, value in rows.values_list("experiment_id", "key", "value"):
+        tags[experiment_id].append(KeyValue(key, value))
+    return ExperimentPage(experiments, tags, next_token)
 
 
 # ---------------------------------------------------------------- runs
@@ -189,35 +196,44 @@ class RunData:
     model_outputs: list[RunModelOutput] = field(default_factory=list)
 
 
+def _by_key(point) -> str:
+    return point.key
+
+
 def run_data_load(runs: list[Run], *, with_inputs: bool = True) -> list[RunData]:
     """Params, tags, latest metrics and inputs of `runs`: one query per kind, not per run.
 
     A page of 100 runs holds thousands of params, tags and metrics, so those are read as
-    plain rows (_raw_rows), in the order of their (run, key) unique index: each run's
-    values come sorted by key without the database sorting them."""
+    plain rows (_raw_rows); each run's values are sorted by key."""
     data = {run.pk: RunData(run) for run in runs}
     ids = list(data)
     if not ids:
         return []
-    params = Param.objects.filter(run_id__in=ids).order_by("run_id", "key").values_list("run_id", "key", "value")
+    # Unordered: the database would sort every row of the page (17 ms for 1,000 runs);
+    # each run's few keys are sorted here instead.
+    params = Param.objects.filter(InIds(F("run_id"), ids)).values_list("run_id", "key", "value")
     for run_id, key, value in _raw_rows(params):
         data[run_id].params.append(KeyValue(key, value))
-    tags = RunTag.objects.filter(run_id__in=ids).order_by("run_id", "key").values_list("run_id", "key", "value")
+    tags = RunTag.objects.filter(InIds(F("run_id"), ids)).values_list("run_id", "key", "value")
     for run_id, key, value in _raw_rows(tags):
         data[run_id].tags.append(KeyValue(key, value))
-    latest = LatestMetric.objects.filter(run_id__in=ids).order_by("run_id", "key").values_list("run_id", *_POINT_FIELDS)
+    latest = LatestMetric.objects.filter(InIds(F("run_id"), ids)).values_list("run_id", *_POINT_FIELDS)
     for run_id, key, value, is_nan, timestamp, step in _raw_rows(latest):
         data[run_id].metrics.append(MetricPoint(key, value, is_nan, timestamp, step))
+    for run_data in data.values():
+        run_data.params.sort()
+        run_data.tags.sort()
+        run_data.metrics.sort(key=_by_key)
     if with_inputs:
-        inputs = list(RunInput.objects.filter(run_id__in=ids).select_related("dataset").order_by("id"))
+        inputs = list(RunInput.objects.filter(InIds(F("run_id"), ids)).select_related("dataset").order_by("id"))
         input_tags: dict[int, list[InputTag]] = defaultdict(list)
-        for tag in InputTag.objects.filter(run_input__in=[i.pk for i in inputs]).order_by("key"):
+        for tag in InputTag.objects.filter(InIds(F("run_input_id"), [i.pk for i in inputs])).order_by("key"):
             input_tags[tag.run_input_id].append(tag)
         for run_input in inputs:
             data[run_input.run_id].dataset_inputs.append((run_input, input_tags[run_input.pk]))
-        for model_input in RunModelInput.objects.filter(run_id__in=ids).order_by("id"):
+        for model_input in RunModelInput.objects.filter(InIds(F("run_id"), ids)).order_by("id"):
             data[model_input.run_id].model_inputs.append(model_input.model_id)
-        for output in RunModelOutput.objects.filter(run_id__in=ids).order_by("id"):
+        for output in RunModelOutput.objects.filter(InIds(F("run_id"), ids)).order_by("id"):
             data[output.run_id].model_outputs.append(output)
     return [data[run.pk] for run in runs]
 

@@ -1,6 +1,8 @@
 """SQL building blocks shared by the models' indexes and the search that uses them."""
 
-from django.db.models import Func, TextField
+import json
+
+from django.db.models import Func, Lookup, TextField
 
 # How many leading characters of a param or tag value the search indexes hold: a PostgreSQL
 # B-tree entry holds at most about 2.7 kB, and a value may be 6,000 characters or more.
@@ -35,3 +37,23 @@ class Prefix(Func):
 def value_prefix(field: str = "value") -> CodePoints:
     """The indexed prefix of a param or tag value (see the search indexes in tracking.models)."""
     return CodePoints(Prefix(field))
+
+
+class InIds(Lookup):
+    """`column IN (ids)` for a long list of ids, as one parameter: an array on PostgreSQL,
+    a JSON list on SQLite (json_each). Django's `__in` prepares and binds each value (a page of
+    1,000 runs read six ways spent 80 ms building those lists) and SQLite refuses more than
+    32,766 bound values, fewer than a page of 50,000 runs. Use it directly:
+    `Param.objects.filter(InIds(F("run_id"), ids))`."""
+
+    lookup_name = "in_ids"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        ids = list(self.rhs)
+        if not ids:
+            return "1 = 0", ()
+        if connection.vendor == "postgresql":
+            return f"{lhs_sql} = ANY(%s)", (*lhs_params, ids)
+        return f"{lhs_sql} IN (SELECT value FROM json_each(%s))", (*lhs_params, json.dumps(ids))

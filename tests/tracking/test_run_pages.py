@@ -193,3 +193,15 @@ def test_pages_ordered_by_values_of_thousands_of_characters():
     runs = Run.objects.filter(experiment=experiment)
     for order_by in (["tags.t DESC"], ["params.p ASC", "tags.t ASC"]):
         assert paged(runs, order_by, 1) == reference(runs, order_by)
+
+
+def test_a_page_loads_its_values_for_more_ids_than_sqlite_binds(runs):
+    from django.db.models import F
+
+    from tracking.models import Param
+    from tracking.sql import InIds
+
+    some = list(runs.values_list("pk", flat=True)[:3])
+    ids = [f"{n:032x}" for n in range(40_000)] + some
+    assert Param.objects.filter(InIds(F("run_id"), ids)).count() == Param.objects.filter(run_id__in=some).count()
+    assert not Param.objects.filter(InIds(F("run_id"), [])).exists()
