@@ -51,21 +51,10 @@ from django.db.models.functions import Coalesce
 
 from portal.errors import InvalidParameter
 from tracking.models import LatestMetric, Param, RunTag
-from tracking.search import OrderKey, run_order_with_ties
+from tracking.search import KEY_VALUE_RELATIONS, RUN_COLUMNS, OrderKey, run_order_with_ties
 from tracking.sql import CodePoints, value_prefix
 
 _KEY_VALUE_MODELS = {"metric": LatestMetric, "param": Param, "tag": RunTag}
-_RELATIONS = {"metric": "latest_metrics", "param": "params", "tag": "tags"}
-_ATTRIBUTE_COLUMNS = {
-    "run_id": "pk",
-    "run_name": "name",
-    "status": "status",
-    "user_id": "user_id",
-    "artifact_uri": "artifact_uri",
-    "start_time": "start_time",
-}
-# A token holds the last run's values of every order key: a param or tag value may be
-# thousands of characters.
 _MAX_TOKEN_LENGTH = 1_000_000
 
 
@@ -110,7 +99,7 @@ def _after(terms: list[_Term], values: list) -> Q:
 
 
 def _join(kind: str, key: str) -> FilteredRelation:
-    relation = _RELATIONS[kind]
+    relation = KEY_VALUE_RELATIONS[kind]
     return FilteredRelation(relation, condition=Q(**{f"{relation}__key": key}))
 
 
@@ -122,7 +111,7 @@ def _later_terms(order_keys: list[OrderKey], first_index: int) -> tuple[list[_Te
     for index, order_key in enumerate(order_keys, start=first_index):
         kind, key, ascending = order_key.kind, order_key.key, order_key.ascending
         alias = f"_k{index}"
-        if kind in _RELATIONS:
+        if kind in KEY_VALUE_RELATIONS:
             join = f"_j{index}"
             joins[join] = (kind, key)
             if kind == "metric":
@@ -142,7 +131,7 @@ def _later_terms(order_keys: list[OrderKey], first_index: int) -> tuple[list[_Te
             rank = Case(When(end_time__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField())
             terms += [_Term(f"{alias}_rank", rank, True, int), _Term(alias, Coalesce(F("end_time"), Value(0)), ascending, int)]
         else:
-            column = _ATTRIBUTE_COLUMNS[key]
+            column = RUN_COLUMNS[key]
             terms.append(_Term(alias, F(column), ascending, int if key == "start_time" else str))
     return terms, joins
 
@@ -150,7 +139,7 @@ def _later_terms(order_keys: list[OrderKey], first_index: int) -> tuple[list[_Te
 def _segments(order_by: list[str] | None) -> list[_Segment]:
     keys = run_order_with_ties(order_by)
     first = keys[0]
-    if first.kind not in _RELATIONS:
+    if first.kind not in KEY_VALUE_RELATIONS:
         terms, joins = _later_terms(keys, 0)
         return [_Segment(Q(), terms, joins)]
     later, later_joins = _later_terms(keys[1:], 1)

@@ -675,7 +675,7 @@ _TAG_ENTITIES = {"tag", "tags"}
 _ATTRIBUTE_ENTITIES = {"attribute", "attributes", "attr", "run"}
 _DATASET_ENTITIES = {"dataset", "datasets"}
 
-_RUN_FIELDS = {
+RUN_COLUMNS = {
     "run_id": "pk",
     "run_name": "name",
     "status": "status",
@@ -702,9 +702,9 @@ def _run_attribute_target(key: str) -> Target:
         return Target("attribute", key, NUMERIC_COMPARATORS, "number")
     if key == "run_id":
         return Target("attribute", key, STRING_COMPARATORS | LIST_COMPARATORS)
-    if key in _RUN_FIELDS:
+    if key in RUN_COLUMNS:
         return Target("attribute", key, STRING_COMPARATORS)
-    raise LookupError(f"unknown run attribute '{key}' (expected one of {', '.join(sorted(_RUN_FIELDS))})")
+    raise LookupError(f"unknown run attribute '{key}' (expected one of {', '.join(sorted(RUN_COLUMNS))})")
 
 
 def run_target(entity: str | None, key: str) -> Target:
@@ -837,7 +837,7 @@ def _run_condition(comparison: Comparison) -> Q:
         return Q(LikelyOnSQLite(condition)) if comparator in ("<", "<=", ">", ">=") else condition
     if key == "run_name":
         return _run_name_condition(comparison)
-    return string_condition(_RUN_FIELDS[key], comparator, value)
+    return string_condition(RUN_COLUMNS[key], comparator, value)
 
 
 def apply_run_filter(queryset: QuerySet, filter_string: str | None) -> QuerySet:
@@ -888,7 +888,7 @@ def run_order_with_ties(order_by: list[str] | None) -> list[OrderKey]:
     return keys
 
 
-_JOINED_ORDER_RELATIONS = {"metric": "latest_metrics", "param": "params", "tag": "tags"}
+KEY_VALUE_RELATIONS = {"metric": "latest_metrics", "param": "params", "tag": "tags"}
 
 
 def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
@@ -897,9 +897,9 @@ def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
     ordering: list[Any] = []
     for index, order_key in enumerate(run_order_with_ties(order_by)):
         kind, key = order_key.kind, order_key.key
-        if kind in _JOINED_ORDER_RELATIONS:
+        if kind in KEY_VALUE_RELATIONS:
             # A LEFT JOIN on the run's row for the key: (run, key) is unique, so no run is repeated.
-            relation = _JOINED_ORDER_RELATIONS[kind]
+            relation = KEY_VALUE_RELATIONS[kind]
             alias = f"_order_{kind}_{index}"
             queryset = queryset.alias(
                 **{alias: FilteredRelation(relation, condition=Q(**{f"{relation}__key": key}))}
@@ -920,7 +920,7 @@ def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
             ordering.append(F("start_time").asc() if order_key.ascending else F("start_time").desc())
             continue
         else:
-            expression = F(_RUN_FIELDS[key])
+            expression = F(RUN_COLUMNS[key])
         ordering.append(expression.asc(nulls_last=True) if order_key.ascending else expression.desc(nulls_last=True))
     return queryset.order_by(*ordering)
 
