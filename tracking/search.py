@@ -91,20 +91,24 @@ Run filters (MLflow 3 SearchRuns)
   letters each database follows its own Unicode rules.
 - Every key-value clause is an EXISTS subquery: no join can multiply rows, and the whole
   filter stays one statement. At most MAX_CLAUSES clauses and MAX_LIST_VALUES list values.
+  Each names the run's experiment too, so PostgreSQL may start from the (experiment, key,
+  value) index of that table when the condition is the most selective one; `=` on a param
+  or tag compares the indexed value prefix (tracking.sql). Conditions no index serves and no
+  statistic estimates (`!=`, a LIKE without three literal characters in a row) are
+  PerRunExists: checked on each candidate run. On SQLite a range on start_time/end_time is
+  marked likely (LikelyOnSQLite), so the order's index drives the search.
 
 Run order_by
 ------------
 Entries like `metrics.m0 DESC`, `params.p ASC`, `tags.t`, `attributes.start_time DESC`,
 `start_time`, `run_name`, `run_id` (ASC when not said). Missing values sort last in both
 directions; for metrics a NaN value sorts after every number and before a missing metric,
-as in MLflow. Unless start_time is named, `start_time DESC` follows, and the run id ends the
-ordering, so offset paging visits each run exactly once. Naming a field twice is an error
-(as MLflow). A metric, param or tag is read through a LEFT JOIN on the run's row for that
-key: (run, key) is unique, so runs never repeat, and PostgreSQL hashes the join (correlated
-subqueries were 4-6 times slower over 100k runs). start_time, which services always set, is
-ordered without NULLS LAST so PostgreSQL can read it from the run_exp_start index; a NULL
-start_time (only possible for rows written around the services) sorts where the database
-puts NULLs.
+as in MLflow. Param and tag values sort by code point on every database (CodePoints).
+Unless start_time is named, `start_time DESC` follows, and the run id ends the ordering
+(run_order_with_ties), so no two runs tie. Naming a field twice is an error (as MLflow).
+apply_run_order states this order as one ORDER BY (a LEFT JOIN on the run's row for each
+key: (run, key) is unique, so runs never repeat); the search itself pages through the same
+order by position, segment by segment (tracking.run_pages), and tests pin the two together.
 
 Experiment filters and order_by (MLflow 3 SearchExperiments)
 ------------------------------------------------------------
