@@ -51,7 +51,7 @@ from django.db.models.functions import Coalesce
 
 from portal.errors import InvalidParameter
 from tracking.models import LatestMetric, Param, RunTag
-from tracking.search import KEY_VALUE_RELATIONS, RUN_COLUMNS, OrderKey, run_order_with_ties
+from tracking.search import KEY_VALUE_RELATIONS, RUN_COLUMNS, OrderKey, metric_rank, run_order_with_ties
 from tracking.sql import CodePoints, value_prefix
 
 _KEY_VALUE_MODELS = {"metric": LatestMetric, "param": Param, "tag": RunTag}
@@ -115,12 +115,7 @@ def _later_terms(order_keys: list[OrderKey], first_index: int) -> tuple[list[_Te
             join = f"_j{index}"
             joins[join] = (kind, key)
             if kind == "metric":
-                rank = Case(
-                    When(**{f"{join}__is_nan": True}, then=Value(1)),
-                    When(**{f"{join}__id__isnull": True}, then=Value(2)),
-                    default=Value(0),
-                    output_field=IntegerField(),
-                )
+                rank = metric_rank(join)
                 value, value_type = Coalesce(F(f"{join}__value"), Value(0.0)), float
             else:
                 rank = Case(When(**{f"{join}__id__isnull": True}, then=Value(1)), default=Value(0), output_field=IntegerField())

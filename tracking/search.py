@@ -895,6 +895,17 @@ def run_order_with_ties(order_by: list[str] | None) -> list[OrderKey]:
 KEY_VALUE_RELATIONS = {"metric": "latest_metrics", "param": "params", "tag": "tags"}
 
 
+def metric_rank(join: str) -> Case:
+    """MLflow's order of runs by a metric: 0 for a number, 1 for NaN, 2 without the metric.
+    `join` is the alias of the run's LEFT-joined row for the key."""
+    return Case(
+        When(**{f"{join}__is_nan": True}, then=Value(1)),
+        When(**{f"{join}__id__isnull": True}, then=Value(2)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
 def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
     """`queryset` (of Run) in MLflow's SearchRuns order (see the module docstring), as one
     ORDER BY. The search itself pages through the same order by position (run_pages)."""
@@ -909,14 +920,7 @@ def apply_run_order(queryset: QuerySet, order_by: list[str] | None) -> QuerySet:
                 **{alias: FilteredRelation(relation, condition=Q(**{f"{relation}__key": key}))}
             )
             if kind == "metric":
-                # MLflow's order: numbers, then NaN, then runs without the metric.
-                rank = Case(
-                    When(**{f"{alias}__is_nan": True}, then=Value(1)),
-                    When(**{f"{alias}__id__isnull": True}, then=Value(2)),
-                    default=Value(0),
-                    output_field=IntegerField(),
-                )
-                ordering.append(rank.asc())
+                ordering.append(metric_rank(alias).asc())
                 expression = F(f"{alias}__value")
             else:
                 expression = CodePoints(F(f"{alias}__value"))
