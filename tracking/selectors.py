@@ -29,6 +29,7 @@ from tracking.models import (
     RunModelOutput,
     RunTag,
 )
+from tracking import run_pages, search
 from tracking.sql import InIds
 from tracking.validation import normalize_experiment_name
 
@@ -114,8 +115,6 @@ def experiment_search_for_user(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> ExperimentPage:
-    from tracking import search
-
     max_results = search.validate_max_results(max_results, default=1000, maximum=50000)
     queryset = view_type_filter(experiments_for_user(user), view_type)
     queryset = search.apply_experiment_filter(queryset, filter_string)
@@ -265,8 +264,6 @@ def run_search_for_user(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> RunPage:
-    from tracking import run_pages, search
-
     max_results = search.validate_max_results(max_results, default=1000, maximum=50000)
     queryset = view_type_filter(visible_in_experiments(user, Run.objects.all(), experiment_ids), view_type)
     queryset = search.apply_run_filter(queryset, filter_string)
@@ -291,8 +288,6 @@ def metric_history_for_user(
 
     Rows are plain (key, value, is_nan, timestamp, step) tuples, MetricPoint's fields in
     order (MetricPoint(*row) gives one): a page holds up to 25,000 of them."""
-    from tracking import search
-
     run = run_get_for_user(user, run_id)
     queryset = (
         Metric.objects.filter(run_id=run.pk, key=key)
@@ -466,8 +461,6 @@ def logged_model_search_for_user(
 ) -> LoggedModelPage:
     """Active logged models of the given experiments that match MLflow's SearchLoggedModels
     filter, newest first unless `order_by` says otherwise, paged with an offset token."""
-    from tracking import search
-
     max_results = search.validate_max_results(max_results, default=100, maximum=1000)
     if not experiment_ids:
         raise InvalidParameter("Missing value for required parameter 'experiment_ids'.")
@@ -580,8 +573,6 @@ _TAG_ENTITIES = {"tag", "tags"}
 def logged_model_target(entity: str | None, key: str):
     """The resolver (tracking.search.parse_filter) for SearchLoggedModels filters:
     attributes (bare or `attributes.`), `metrics.<key>`, `params.<key>`, `tags.<key>`."""
-    from tracking import search
-
     kind = entity.lower() if entity is not None else None
     if kind is None or kind in _ATTRIBUTE_ENTITIES:
         if key not in LOGGED_MODEL_ATTRIBUTES:
@@ -604,8 +595,6 @@ def logged_model_target(entity: str | None, key: str):
 
 
 def _logged_model_attribute_q(key: str, comparator: str, value) -> Q:
-    from tracking import search
-
     field_name = LOGGED_MODEL_ATTRIBUTES[key]
     if field_name in LOGGED_MODEL_NUMERIC_FIELDS:
         return search.integer_condition(field_name, comparator, value)
@@ -638,8 +627,6 @@ def _logged_model_metric_q(key: str, comparator: str, value, dataset_q: Q | None
 
 
 def _logged_model_key_value_q(model, key: str, comparator: str, value) -> Q:
-    from tracking import search
-
     rows = model.objects.filter(model_id=OuterRef("pk"), key=key)
     if comparator == "IS NULL":
         return Q(~Exists(rows))
@@ -655,8 +642,6 @@ def _logged_model_filter(queryset: QuerySet, filter_string: str | None, dataset_
     Metric clauses count only metrics on the requested datasets. With datasets and no
     metric clause, a model must have some metric on one of the datasets (as MLflow).
     """
-    from tracking import search
-
     comparisons = search.parse_filter(filter_string, logged_model_target)
     for c in comparisons:
         if c.kind == "metric":
