@@ -28,7 +28,6 @@ Public API::
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -51,7 +50,14 @@ from django.db.models.functions import Coalesce
 
 from portal.errors import InvalidParameter
 from tracking.models import LatestMetric, Param, RunTag
-from tracking.search import KEY_VALUE_RELATIONS, RUN_COLUMNS, OrderKey, metric_rank, run_order_with_ties
+from tracking.search import (
+    KEY_VALUE_RELATIONS,
+    RUN_COLUMNS,
+    OrderKey,
+    decode_token_document,
+    metric_rank,
+    run_order_with_ties,
+)
 from tracking.sql import CodePoints, value_prefix
 
 _KEY_VALUE_MODELS = {"metric": LatestMetric, "param": Param, "tag": RunTag}
@@ -174,12 +180,7 @@ def _decode(token: str | None, key: str, segments: list[_Segment]) -> tuple[int,
     """(segment, values after which the page starts); (0, None) for the first page."""
     if token is None or token == "":
         return 0, None
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH:
-        raise InvalidParameter("Invalid page token: it was not issued by this server.")
-    try:
-        document = json.loads(base64.b64decode(token.encode("ascii"), validate=True))
-    except (UnicodeError, binascii.Error, ValueError, RecursionError):
-        raise InvalidParameter("Invalid page token: could not decode it.") from None
+    document = decode_token_document(token, _MAX_TOKEN_LENGTH)
     if not isinstance(document, dict) or document.get("search") is None:
         raise InvalidParameter("Invalid page token: it was not issued by this server.")
     if document.get("search") != key:

@@ -1032,16 +1032,22 @@ def encode_page_token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode("utf-8")).decode("ascii")
 
 
+def decode_token_document(token: Any, max_length: int = _MAX_TOKEN_LENGTH) -> Any:
+    """The JSON inside a page token (base64 of JSON), or InvalidParameter. Every search's
+    tokens are read through here, offsets (decode_page_token) and positions (run_pages)."""
+    if not isinstance(token, str) or len(token) > max_length:
+        raise InvalidParameter("Invalid page token: it was not issued by this server.")
+    try:
+        return json.loads(base64.b64decode(token.encode("ascii"), validate=True))
+    except (UnicodeError, binascii.Error, ValueError, RecursionError):
+        raise InvalidParameter("Invalid page token: could not decode it.") from None
+
+
 def decode_page_token(token: str | None) -> int:
     """The offset in a token made by encode_page_token; 0 for no token."""
     if token is None or token == "":
         return 0
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH:
-        raise InvalidParameter("Invalid page token: it was not issued by this server.")
-    try:
-        data = json.loads(base64.b64decode(token.encode("ascii"), validate=True))
-    except (UnicodeError, binascii.Error, ValueError, RecursionError):
-        raise InvalidParameter("Invalid page token: could not decode it.") from None
+    data = decode_token_document(token)
     offset = data.get("offset") if isinstance(data, dict) else None
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _MAX_OFFSET:
         raise InvalidParameter(f"Invalid page token: no valid offset in {_shown(repr(data))}.")
