@@ -80,3 +80,23 @@ class RouteRuleMiddleware:
         if rule == routes.STAFF and not user.is_staff:
             return HttpResponse("Staff only.", status=403, content_type="text/plain")
         return None
+
+
+class AuditContextMiddleware:
+    """Makes the request's id and client address available to portal.audit.record() (a
+    context variable, so each thread or task sees its own) and echoes the id back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from portal import audit
+
+        context = audit.request_context_from(request)
+        token = audit.request_context_set(context)
+        try:
+            response = self.get_response(request)
+        finally:
+            audit.request_context_reset(token)
+        response["X-Request-ID"] = context.request_id
+        return response

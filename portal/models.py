@@ -76,3 +76,72 @@ class TeamDefaultGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team_id} {self.resource_type} * {self.level}"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Append-only: a queryset of audit events can be read and added to, never changed."""
+
+    def update(self, **kwargs):
+        raise AuditLogIsAppendOnly("Audit events are never updated.")
+
+    def delete(self):
+        raise AuditLogIsAppendOnly("Audit events are never deleted.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditLogIsAppendOnly("Audit events are never updated.")
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """One governance change: who did what to which object, with the state before and after.
+
+    Append-only. The model refuses updates and deletes (save() of an existing row, delete(),
+    queryset update()/delete()), the admin shows events read-only, and a database trigger
+    refuses UPDATE (and on PostgreSQL DELETE) from any other code path. The actor and the
+    object are copied as values, not foreign keys: deleting a user or a model must not
+    rewrite (or cascade into) the history of what they did.
+
+    `resource_type`/`resource_id` name the guarded root the event concerns (a registered
+    model for its versions, requests and policy), so MANAGE holders of that root may read it.
+    """
+
+    timestamp = models.DateTimeField(db_index=True)
+    actor_id = models.IntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    object_name = models.CharField(max_length=500, blank=True, default="")
+    resource_type = models.CharField(max_length=64, blank=True, default="")
+    resource_id = models.CharField(max_length=64, blank=True, default="")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    # The HTTP request that caused it (X-Request-ID or one made up) and its client address;
+    # empty for changes made by a task or a management command.
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "id"], name="audit_object"),
+            models.Index(fields=["resource_type", "resource_id", "id"], name="audit_resource"),
+            models.Index(fields=["actor_id", "id"], name="audit_actor"),
+            models.Index(fields=["action", "id"], name="audit_action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.actor_username or 'system'} {self.action} {self.object_name}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("Audit events are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("Audit events are never deleted.")

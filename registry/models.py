@@ -207,6 +207,10 @@ class StageTransition(models.Model):
     timestamp = models.BigIntegerField()
     # Why, when it was not asked for directly: "archived when version 3 moved to Production".
     reason = models.CharField(max_length=500, blank=True, default="")
+    # The approved request this change applied (also for the versions it archived), if any.
+    transition_request = models.ForeignKey(
+        "TransitionRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="stage_transitions"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["registered_model", "version_number", "id"], name="stage_transition_version")]
@@ -220,13 +224,17 @@ class StageTransition(models.Model):
 
 
 class Comment(models.Model):
-    """A Markdown comment on a registered model, or on one of its versions (`model_version` set)."""
+    """A Markdown comment on a registered model, on one of its versions (`model_version`
+    set) or on a transition request (`transition_request` set)."""
     access_parent = "registered_model"
 
 
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="comments")
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
+    )
+    transition_request = models.ForeignKey(
+        "TransitionRequest", null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
     )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -240,6 +248,191 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"comment {self.pk} on {self.registered_model_id}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class AliasTransition(models.Model):
+    """One alias change: set (from nothing), moved (from one version to another) or deleted.
+
+    Like StageTransition it is kept on the registered model and keeps version numbers, so
+    the history outlives the versions it names.
+    """
+
+    access_parent = "registered_model"
+
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alias_transitions")
+    alias = models.CharField(max_length=255)
+    from_version_number = models.PositiveIntegerField(null=True, blank=True)  # None: the alias was not set
+    to_version_number = models.PositiveIntegerField(null=True, blank=True)  # None: the alias was deleted
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    timestamp = models.BigIntegerField()
+    reason = models.CharField(max_length=500, blank=True, default="")
+    transition_request = models.ForeignKey(
+        "TransitionRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="alias_transitions"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["registered_model", "alias", "id"], name="alias_transition_alias")]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model_id}@{self.alias}: {self.from_version_number} -> {self.to_version_number}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class ModelPolicy(models.Model):
+    """A registered model's approval policy. A model without a row has the default one
+    (registry.services.policy: PORTAL_PROTECTED_STAGES protected, one approval, never the
+    requester's own).
+
+    `approvers` narrows who may decide a target beyond "has APPROVE on the model":
+    {"stage:Production": {"users": [user ids], "teams": [group ids]}}; a target without an
+    entry may be decided by every APPROVE holder.
+    """
+
+    registered_model = models.OneToOneField(
+        RegisteredModel, on_delete=models.CASCADE, primary_key=True, related_name="policy"
+    )
+    protected_stages = models.JSONField(default=list)
+    protected_aliases = models.JSONField(default=list)
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    requester_may_approve = models.BooleanField(default=False)
+    approvers = models.JSONField(default=dict)
+    updated_at = models.BigIntegerField()
+
+    access_parent = "registered_model"
+
+    def __str__(self) -> str:
+        return f"policy of {self.registered_model_id}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+
+class TransitionRequest(models.Model):
+    """A request to change a protected target: move a version to a stage, or set or delete
+    an alias. See registry.services.requests for the state machine."""
+
+    class Action(models.TextChoices):
+        TRANSITION_STAGE = "transition_stage"
+        SET_ALIAS = "set_alias"
+        DELETE_ALIAS = "delete_alias"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        APPLIED = "applied"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        SUPERSEDED = "superseded"
+
+    access_parent = "registered_model"
+
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="transition_requests"
+    )
+    # SET_NULL: a deleted version supersedes its requests, which stay as history.
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="transition_requests"
+    )
+    version_number = models.PositiveIntegerField()
+    action = models.CharField(max_length=20, choices=Action.choices)
+    # The stage (for transition_stage) or the alias name.
+    target = models.CharField(max_length=255)
+    # The version's stage, or the alias's version number, when the request was made.
+    from_stage = models.CharField(max_length=20, blank=True, default="")
+    archive_existing_versions = models.BooleanField(default=False)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField(blank=True, default="")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    # Why it failed or was superseded.
+    state_reason = models.TextField(blank=True, default="")
+    creation_timestamp = models.BigIntegerField()
+    last_updated_timestamp = models.BigIntegerField()
+    applied_timestamp = models.BigIntegerField(null=True, blank=True)
+    # Attempts of the apply task that reached the apply step (a retry after failure adds one).
+    apply_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # One open request per target and version: asking again returns the open one.
+            models.UniqueConstraint(
+                fields=["model_version", "action", "target"],
+                condition=models.Q(state="pending"),
+                name="one_pending_request_per_target",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["state", "id"], name="transition_request_state"),
+            models.Index(fields=["registered_model", "state", "id"], name="transition_request_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"transition request {self.pk}"
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.registered_model
+
+    @property
+    def target_label(self) -> str:
+        if self.action == self.Action.TRANSITION_STAGE:
+            return f"stage {self.target}"
+        if self.action == self.Action.DELETE_ALIAS:
+            return f"deleting alias @{self.target}"
+        return f"alias @{self.target}"
+
+
+class Approval(models.Model):
+    """One reviewer's decision on a request: approve or reject, with a comment."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    access_parent = "transition_request"
+
+    transition_request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.TextField(blank=True, default="")
+    timestamp = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            # One decision per reviewer and request: approving twice counts once.
+            models.UniqueConstraint(fields=["transition_request", "reviewer"], name="one_decision_per_reviewer")
+        ]
+
+    @property
+    def guarded_root(self) -> RegisteredModel:
+        return self.transition_request.registered_model
+
+
+class ModelWatch(models.Model):
+    """A user watching a registered model: they are emailed when a change is applied to it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="watches")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    access_parent = "registered_model"
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "registered_model"], name="uniq_model_watch")]
 
     @property
     def guarded_root(self) -> RegisteredModel:
