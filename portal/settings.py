@@ -185,6 +185,17 @@ if PORTAL_DEFAULT_PERMISSION not in ("NONE", "READ", "USE", "EDIT", "MANAGE"):
         f"PORTAL_DEFAULT_PERMISSION must be NONE, READ, USE, EDIT or MANAGE, not {PORTAL_DEFAULT_PERMISSION!r}"
     )
 
+# The approval workflow (registry.services.policies): the stages a registered model protects
+# until its MANAGE holders set a policy of their own. Moving a version into or out of a
+# protected stage opens a transition request that others approve. Empty: nothing protected.
+PORTAL_PROTECTED_STAGES = env_list("PORTAL_PROTECTED_STAGES", ["Production"])
+_STAGES = {"staging": "Staging", "production": "Production", "archived": "Archived"}
+if any(stage.lower() not in _STAGES for stage in PORTAL_PROTECTED_STAGES):
+    raise ImproperlyConfigured(
+        f"PORTAL_PROTECTED_STAGES may list Staging, Production and Archived, not {PORTAL_PROTECTED_STAGES!r}"
+    )
+PORTAL_PROTECTED_STAGES = [_STAGES[stage.lower()] for stage in PORTAL_PROTECTED_STAGES]
+
 # How long a verified HTTP Basic credential is trusted without re-running the password
 # hasher. The cache entry is also bound to the user's current password hash and active
 # flag, so a password change or deactivation takes effect at once.
@@ -227,6 +238,9 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "tracking.models.RunStatus",
         "LoggedModelStatusEnum": "tracking.models.LoggedModelStatus",
         "ModelVersionStatusEnum": "registry.models.ModelVersionStatus",
+        "WebhookStatusEnum": "portal.models.Webhook.Status",
+        "WebhookDeliveryStatusEnum": "portal.models.WebhookDelivery.Status",
+        "WebhookEventEnum": "portal.webhooks.events.EVENTS",
     },
     # The docs page loads Swagger UI from drf-spectacular-sidecar's static files, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -244,11 +258,51 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# A task is redelivered if its worker did not acknowledge it within this long (Redis). It
+# must be longer than any task runs (the apply task's hard limit is 150 s), or a slow task
+# would run twice; applying is idempotent, so twice would be harmless, only wasteful.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Approved requests not applied after this many seconds are re-queued by the sweep.
+PORTAL_APPLY_SWEEP_AFTER_SECONDS = env_int("PORTAL_APPLY_SWEEP_AFTER_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "transition-requests-sweep": {
+        "task": "registry.tasks.transition_requests_sweep",
+        "schedule": float(env_int("PORTAL_APPLY_SWEEP_INTERVAL_SECONDS", 60)),
+    },
+}
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# ---------------------------------------------------------------- webhooks (portal.webhooks)
+
+# Deliveries go to public addresses over HTTPS only. Addresses inside these networks
+# (comma-separated CIDRs, e.g. "10.1.2.0/24,127.0.0.1/32") are allowed too, over HTTP as
+# well, even if private or loopback. Cloud metadata addresses are refused whatever is listed.
+PORTAL_WEBHOOK_ALLOWED_NETWORKS = env_list("PORTAL_WEBHOOK_ALLOWED_NETWORKS", [])
+for _network in PORTAL_WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        import ipaddress
+
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"PORTAL_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a CIDR network") from None
+PORTAL_WEBHOOK_CONNECT_TIMEOUT = env_int("PORTAL_WEBHOOK_CONNECT_TIMEOUT", 3)  # seconds
+PORTAL_WEBHOOK_READ_TIMEOUT = env_int("PORTAL_WEBHOOK_READ_TIMEOUT", 10)  # seconds
+# A failed delivery (network error, 408, 429, 5xx) is tried again after BASE, 2*BASE,
+# 4*BASE, ... seconds, up to MAX_ATTEMPTS attempts in all.
+PORTAL_WEBHOOK_MAX_ATTEMPTS = env_int("PORTAL_WEBHOOK_MAX_ATTEMPTS", 5)
+PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env_int("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", 30)
+# Re-queues deliveries whose retry is due, or that no worker took (a broker outage at commit).
+CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
+    "task": "portal.tasks.webhook_deliveries_sweep",
+    "schedule": float(env_int("PORTAL_WEBHOOK_SWEEP_INTERVAL_SECONDS", 60)),
+}
 
 # ---------------------------------------------------------------- storage
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from portal import views
+from registry import views as registry_views
 from portal.mlflow_http import unsupported_endpoint
 
 mlflow_patterns = [
@@ -10,6 +11,7 @@ mlflow_patterns = [
     path("", include("tracking.mlflow_logged_models")),
     path("", include("registry.mlflow_api")),
     path("", include("portal.mlflow_auth")),
+    path("", include("portal.mlflow_webhooks")),
 ]
 
 mlflow_v3_patterns = [
@@ -24,6 +26,13 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("accounts/tokens/", views.token_list, name="token-list"),
     path("accounts/tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
+    path("requests/", registry_views.transition_request_list_page, name="transition-request-list-page"),
+    path("requests/<int:request_id>/", registry_views.transition_request_page, name="transition-request-page"),
+    path(
+        "requests/<int:request_id>/<str:action>",
+        registry_views.transition_request_decide_page,
+        name="transition-request-decide-page",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api_urls")),
     path("api/2.0/mlflow/", include(mlflow_patterns)),

@@ -10,8 +10,9 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import path
 
+from portal.errors import PermissionDenied
 from portal.mlflow_http import Params, mlflow_endpoint, page_json
-from registry import mlflow_json, selectors, services
+from registry import mlflow_json, notifications, selectors, services
 
 Json = dict[str, Any]
 
@@ -22,6 +23,22 @@ def _model_response(model) -> Json:
 
 def _version_response(version) -> Json:
     return {"model_version": mlflow_json.model_version_json(selectors.model_version_data_load([version])[0])}
+
+
+def _require_applied(outcome: services.Outcome) -> None:
+    """A change to a protected target opened a request (committed already) instead of
+    changing anything: MLflow has no "accepted" answer, so PERMISSION_DENIED says so, and
+    names the request and its page, so a script's author knows what happened and where to go."""
+    if outcome.applied:
+        return
+    request = outcome.request
+    model = request.registered_model.name
+    opened = "Opened" if outcome.request_created else "There already is"
+    raise PermissionDenied(
+        f"{request.target_label[0].upper()}{request.target_label[1:]} of registered model '{model}' is protected: "
+        f"the change needs approval. {opened} transition request {request.pk} for version "
+        f"{request.version_number} (state: {request.state}): {notifications.request_page_url(request)}"
+    )
 
 
 # ---------------------------------------------------------------- registered models
@@ -100,12 +117,13 @@ def delete_registered_model_tag(request: HttpRequest, params: Params) -> Json:
 
 
 def set_alias(request: HttpRequest, params: Params) -> Json:
-    services.alias_set(
+    outcome = services.alias_set(
         actor=request.user,
         name=params.str("name", required=True),
         alias=params.str("alias", required=True),
         version=params.str("version", required=True),
     )
+    _require_applied(outcome)
     return {}
 
 
@@ -117,9 +135,10 @@ def get_version_by_alias(request: HttpRequest, params: Params) -> Json:
 
 
 def delete_alias(request: HttpRequest, params: Params) -> Json:
-    services.alias_delete(
+    outcome = services.alias_delete(
         actor=request.user, name=params.str("name", required=True), alias=params.str("alias", required=True)
     )
+    _require_applied(outcome)
     return {}
 
 
@@ -176,14 +195,15 @@ def search_model_versions(request: HttpRequest, params: Params) -> Json:
 
 
 def transition_stage(request: HttpRequest, params: Params) -> Json:
-    version = services.model_version_transition_stage(
+    outcome = services.model_version_transition_stage(
         actor=request.user,
         name=params.str("name", required=True),
         version=params.str("version", required=True),
         stage=params.str("stage", required=True),
         archive_existing_versions=params.bool("archive_existing_versions"),
     )
-    return _version_response(version)
+    _require_applied(outcome)
+    return _version_response(outcome.version)
 
 
 def get_download_uri(request: HttpRequest, params: Params) -> Json:

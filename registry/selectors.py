@@ -21,6 +21,7 @@ from registry.models import (
     RegisteredModelTag,
     Stage,
     StageTransition,
+    TransitionRequest,
 )
 from tracking.search import page_of, validate_max_results
 from tracking.selectors import KeyValue
@@ -353,6 +354,11 @@ def comments_for_user(user: User, name: str, version: int | str | None = None) -
     return list(comments.order_by("created_at", "id"))
 
 
+def comments_of_request_for_user(user: User, request_id: int) -> list[Comment]:
+    request = transition_request_get_for_user(user, request_id)
+    return list(Comment.objects.filter(transition_request=request).select_related("author").order_by("created_at", "id"))
+
+
 def comment_get_for_user(user: User, comment_id: int) -> Comment:
     not_found = f"Comment {comment_id} not found"
     comment = (
@@ -407,3 +413,53 @@ def version_files_readable(user: User, locations: list[str]) -> bool:
     may read? A registered model's readers may load its versions' files without any grant
     on the experiment they came from (tracking.services.artifacts asks this)."""
     return permissions.visible(user, ModelVersion.objects.filter(storage_location__in=locations)).exists()
+
+
+# ---------------------------------------------------------------- transition requests
+
+
+def transition_requests_visible(user: User) -> QuerySet:
+    """Requests on models `user` may read, with what a listing shows."""
+    return permissions.visible(
+        user, TransitionRequest.objects.select_related("registered_model", "requester", "model_version")
+    )
+
+
+def transition_request_get_for_user(user: User, request_id: int | str) -> TransitionRequest:
+    """One request on a model `user` may read; a hidden one is missing (NotFound)."""
+    try:
+        pk = int(request_id)
+    except (TypeError, ValueError):
+        pk = None
+    found = transition_requests_visible(user).filter(pk=pk).first() if pk is not None and pk > 0 else None
+    if found is None:
+        raise NotFound(f"Transition request {request_id} not found")
+    return found
+
+
+def transition_requests_for_user(
+    user: User,
+    *,
+    state: str | None = None,
+    model_name: str | None = None,
+    version: int | str | None = None,
+    mine: bool = False,
+) -> QuerySet:
+    """Requests `user` may see, newest first, narrowed by state, model (and version), or
+    to the user's own. "To decide" needs the policy, so it is a filter over this
+    (registry.services.policies.may_decide)."""
+    rows = transition_requests_visible(user)
+    if state:
+        if state not in TransitionRequest.State.values:
+            raise InvalidParameter(
+                f"Unknown state '{state}'. States are {', '.join(TransitionRequest.State.values)}."
+            )
+        rows = rows.filter(state=state)
+    if model_name is not None:
+        model = registered_model_get_for_user(user, model_name)
+        rows = rows.filter(registered_model=model)
+        if version is not None:
+            rows = rows.filter(version_number=validation.version_number_parse(version))
+    if mine:
+        rows = rows.filter(requester_id=user.pk)
+    return rows.order_by("-id")

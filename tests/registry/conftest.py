@@ -10,6 +10,15 @@ from tracking.services import artifacts as artifact_services
 from tracking.services import logged_models as logged_model_services
 
 
+@pytest.fixture(autouse=True)
+def _nothing_protected_unless_governed(request, settings):
+    """The registry's MLflow behaviour (stages, aliases, archiving) is tested as MLflow has it:
+    with nothing protected. Tests of the approval workflow are marked `governed` and keep
+    the portal's default (Production protected)."""
+    if request.node.get_closest_marker("governed") is None:
+        settings.PORTAL_PROTECTED_STAGES = []
+
+
 @pytest.fixture
 def experiment(alice):
     return make_experiment(owner=alice, name="registry-tests")

@@ -7,6 +7,11 @@ import pytest
 from portal.errors import InvalidParameter
 from registry import selectors, services
 from tests.registry.conftest import make_version
+from registry.services import _common as service_common
+from registry.services import apply as service_apply
+from registry.services import models as service_models
+from registry.services import requests as service_requests
+from registry.services import versions as service_versions
 from tracking.validation import now_ms
 
 
@@ -21,11 +26,16 @@ def version_keys(user, **kwargs):
     ]
 
 
+# The services modules that read the clock.
+SERVICE_MODULES = [service_apply, service_common, service_models, service_requests, service_versions]
+
+
 def one_second_apart(monkeypatch, updates):
     """Run each update a second after the one before, on a clock the services read."""
     start = now_ms() + 1000
     for i, update in enumerate(updates):
-        monkeypatch.setattr(services, "now_ms", lambda at=start + 1000 * i: at)
+        for module in SERVICE_MODULES:
+            monkeypatch.setattr(module, "now_ms", lambda at=start + 1000 * i: at)
         update()
 
 

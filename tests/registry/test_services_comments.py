@@ -50,11 +50,17 @@ def test_the_author_may_delete_a_comment(alice, churn):
     assert selectors.comments_for_user(alice, "churn") == []
 
 
-def test_another_user_may_not_delete_a_comment_even_the_models_owner(alice, bob, churn):
+def test_a_reader_may_not_delete_another_users_comment(alice, bob, charlie, churn):
     comment = services.comment_add(actor=bob, name="churn", text="bob's view")
     with pytest.raises(PermissionDenied):
-        services.comment_delete(actor=alice, comment_id=comment.pk)
+        services.comment_delete(actor=charlie, comment_id=comment.pk)
     assert len(selectors.comments_for_user(alice, "churn")) == 1
+
+
+def test_a_manager_of_the_model_may_delete_any_comment_on_it(alice, bob, churn):
+    comment = services.comment_add(actor=bob, name="churn", text="off topic")
+    services.comment_delete(actor=alice, comment_id=comment.pk)
+    assert selectors.comments_for_user(alice, "churn") == []
 
 
 def test_a_superuser_may_delete_any_comment(bob, root, churn):

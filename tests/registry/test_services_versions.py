@@ -67,7 +67,7 @@ def test_a_missing_version_is_not_found(alice, versions):
 
 
 def test_transition_moves_the_version_and_records_who_did_it(alice, versions):
-    version = services.model_version_transition_stage(actor=alice, name="churn", version=2, stage="production")
+    version = services.model_version_transition_stage(actor=alice, name="churn", version=2, stage="production").version
     assert version.current_stage == Stage.PRODUCTION
     [row] = selectors.stage_history_for_user(alice, "churn", 2)
     assert (row.from_stage, row.to_stage, row.actor, row.version_number) == ("None", "Production", alice, 2)
