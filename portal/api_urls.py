@@ -10,9 +10,10 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import routers
 
-from portal import api_views, routes
+from portal import api_views, routes, webhooks_api
 from portal.api import HeaderAuthentication
 from registry import api as registry_api
+from registry import approvals_api
 from tracking import api as tracking_api
 
 app_name = "api-v1"
@@ -69,11 +70,14 @@ router.register("users", api_views.UserViewSet, basename="user")
 router.register("teams", api_views.TeamViewSet, basename="team")
 router.register("tokens", api_views.ApiTokenViewSet, basename="token")
 router.register("grants", api_views.GrantViewSet, basename="grant")
+router.register("webhooks", webhooks_api.WebhookViewSet, basename="webhook")
+router.register("audit-events", api_views.AuditEventViewSet, basename="audit-event")
 router.register("experiments", tracking_api.ExperimentViewSet, basename="experiment")
 router.register("runs", tracking_api.RunViewSet, basename="run")
 router.register("logged-models", tracking_api.LoggedModelViewSet, basename="logged-model")
 router.register("registered-models", registry_api.RegisteredModelViewSet, basename="registered-model")
 router.register("model-versions", registry_api.ModelVersionViewSet, basename="model-version")
+router.register("transition-requests", approvals_api.TransitionRequestViewSet, basename="transition-request")
 
 urlpatterns = [
     path("me/", api_views.MeView.as_view(), name="me"),
@@ -82,6 +86,8 @@ urlpatterns = [
         registry_api.ModelVersionDetailView.as_view(),
         name="model-version-detail",
     ),
+    path("registered-models/<str:name>/policy/", approvals_api.PolicyView.as_view(), name="registered-model-policy"),
+    path("registered-models/<str:name>/watch/", approvals_api.WatchView.as_view(), name="registered-model-watch"),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="api-v1:schema"), name="docs"),
     path("", include(router.urls)),

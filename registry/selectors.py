@@ -463,3 +463,26 @@ def transition_requests_for_user(
     if mine:
         rows = rows.filter(requester_id=user.pk)
     return rows.order_by("-id")
+
+
+def stage_requests_of_version_for_user(
+    user: User,
+    name: str,
+    version: int | str,
+    *,
+    states: tuple[str, ...] = (TransitionRequest.State.PENDING,),
+    stage: str | None = None,
+    requester: str | None = None,
+) -> QuerySet:
+    """Stage-transition requests of one version (in `states`, to `stage`, by the user named
+    `requester`), newest first. Databricks' API names a request by its version, target
+    stage and creator rather than by id. An unknown or hidden version is NotFound."""
+    found = model_version_get_for_user(user, name, version)
+    rows = transition_requests_visible(user).filter(
+        model_version=found, action=TransitionRequest.Action.TRANSITION_STAGE, state__in=states
+    )
+    if stage is not None:
+        rows = rows.filter(target=validation.stage_parse(stage))
+    if requester is not None:
+        rows = rows.filter(requester__username=requester)
+    return rows.order_by("-id")

@@ -42,6 +42,7 @@ from registry.services.requests import (
     transition_request_reject,
     transition_request_retry,
 )
+from registry.services.watches import model_watch_set
 from registry.services.versions import (
     model_version_create,
     model_version_delete,
@@ -63,6 +64,7 @@ __all__ = [
     "model_version_tag_set",
     "model_version_transition_stage",
     "model_version_update",
+    "model_watch_set",
     "policy_get_for_user",
     "policy_update",
     "registered_model_create",
