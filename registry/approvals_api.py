@@ -24,7 +24,7 @@ from portal.api import valid_input
 from registry import notifications, selectors, services
 from registry.models import Approval, TransitionRequest
 from registry.services import policies, watches
-from registry.views import available_actions
+from registry.services.policies import available_actions
 
 
 class DecisionSerializer(serializers.ModelSerializer):

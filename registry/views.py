@@ -13,6 +13,7 @@ from portal.errors import NotFound, PortalError
 from registry import selectors, services
 from registry.models import TransitionRequest
 from registry.services import policies
+from registry.services.policies import available_actions  # noqa: F401 (used by other doors too)
 
 DECISIONS = {
     "approve": services.transition_request_approve,
@@ -20,24 +21,6 @@ DECISIONS = {
     "cancel": services.transition_request_cancel,
     "retry": services.transition_request_retry,
 }
-
-
-def available_actions(user, request: TransitionRequest, policy: policies.Policy | None = None) -> list[str]:
-    """What `user` may do to `request` now: approve, reject, cancel, retry (also what the
-    native API and the Databricks door report)."""
-    policy = policy or policies.policy_for(request.registered_model)
-    State = TransitionRequest.State
-    actions = []
-    decider = policies.may_decide(user, request, policy) is None
-    if request.state == State.PENDING and decider and not request.decisions.filter(reviewer=user).exists():
-        actions += ["approve", "reject"]
-    if request.state in (State.PENDING, State.APPROVED, State.FAILED) and (
-        request.requester_id == user.pk or user.is_superuser
-    ):
-        actions.append("cancel")
-    if request.state == State.FAILED and (decider or user.is_superuser):
-        actions.append("retry")
-    return actions
 
 
 @routes.route_rule(routes.AUTHENTICATED)

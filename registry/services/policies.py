@@ -120,6 +120,24 @@ def deciders_of(request: TransitionRequest, policy: Policy) -> list[AbstractBase
     return [u for u in users if may_decide(u, request, policy) is None]
 
 
+def available_actions(user, request: TransitionRequest, policy: Policy | None = None) -> list[str]:
+    """What `user` may do to `request` now: approve, reject, cancel, retry (also what the
+    native API and the Databricks door report)."""
+    policy = policy or policy_for(request.registered_model)
+    State = TransitionRequest.State
+    actions = []
+    decider = may_decide(user, request, policy) is None
+    if request.state == State.PENDING and decider and not request.decisions.filter(reviewer=user).exists():
+        actions += ["approve", "reject"]
+    if request.state in (State.PENDING, State.APPROVED, State.FAILED) and (
+        request.requester_id == user.pk or user.is_superuser
+    ):
+        actions.append("cancel")
+    if request.state == State.FAILED and (decider or user.is_superuser):
+        actions.append("retry")
+    return actions
+
+
 # ---------------------------------------------------------------- targets held
 
 
