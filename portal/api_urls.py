@@ -14,7 +14,9 @@ from portal import api_views, routes, webhooks_api
 from portal.api import HeaderAuthentication
 from registry import api as registry_api
 from registry import approvals_api
+from registry import comments_api as registry_comments
 from tracking import api as tracking_api
+from tracking import comments_api as tracking_comments
 
 app_name = "api-v1"
 
@@ -90,5 +92,52 @@ urlpatterns = [
     path("registered-models/<str:name>/watch/", approvals_api.WatchView.as_view(), name="registered-model-watch"),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="api-v1:schema"), name="docs"),
+    # Comments on five kinds of object (portal.annotations_api): the list, and one comment.
+    path(
+        "experiments/<int:experiment_id>/comments/",
+        tracking_comments.ExperimentCommentsView.as_view(),
+        name="experiment-comments",
+    ),
+    path(
+        "experiments/<int:experiment_id>/comments/<int:comment_id>/",
+        tracking_comments.ExperimentCommentView.as_view(),
+        name="experiment-comment",
+    ),
+    path("runs/<str:run_id>/comments/", tracking_comments.RunCommentsView.as_view(), name="run-comments"),
+    path(
+        "runs/<str:run_id>/comments/<int:comment_id>/",
+        tracking_comments.RunCommentView.as_view(),
+        name="run-comment",
+    ),
+    path(
+        "registered-models/<str:name>/comments/",
+        registry_comments.RegisteredModelCommentsView.as_view(),
+        name="registered-model-comments",
+    ),
+    path(
+        "registered-models/<str:name>/comments/<int:comment_id>/",
+        registry_comments.RegisteredModelCommentView.as_view(),
+        name="registered-model-comment",
+    ),
+    path(
+        "model-versions/<str:name>/<int:version>/comments/",
+        registry_comments.ModelVersionCommentsView.as_view(),
+        name="model-version-comments",
+    ),
+    path(
+        "model-versions/<str:name>/<int:version>/comments/<int:comment_id>/",
+        registry_comments.ModelVersionCommentView.as_view(),
+        name="model-version-comment",
+    ),
+    path(
+        "transition-requests/<int:request_id>/comments/",
+        registry_comments.TransitionRequestCommentsView.as_view(),
+        name="transition-request-comments",
+    ),
+    path(
+        "transition-requests/<int:request_id>/comments/<int:comment_id>/",
+        registry_comments.TransitionRequestCommentView.as_view(),
+        name="transition-request-comment",
+    ),
     path("", include(router.urls)),
 ]

@@ -1,5 +1,5 @@
-"""The native API's account resources: who am I, users, teams, API tokens, grants and who
-holds access to an object.
+"""The native API's account resources: who am I, users, teams, API tokens, grants, who
+holds access to an object, and the audit log.
 
 Views parse their input with a small serializer, call one service or selector, and
 serialize what it returns; the rules (who may change what) are the services' and
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from portal import permissions, routes, selectors, services
 from portal.api import ListCursorPagination, PasswordOrSession, valid_input
-from portal.models import ApiToken, TeamDefaultGrant
+from portal.models import ApiToken, AuditEvent, TeamDefaultGrant
 
 User = get_user_model()
 
@@ -441,3 +441,84 @@ class GrantViewSet(viewsets.GenericViewSet):
         query = valid_input(ResourceQuerySerializer, request.query_params)
         holders = selectors.holders_for_user(request.user, **query)
         return self.get_paginated_response(HolderSerializer(self.paginate_queryset(holders), many=True).data)
+
+
+# ---------------------------------------------------------------- the audit log
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_username", help_text="Username of who did it; empty for the system.")
+    before = serializers.JSONField(allow_null=True, help_text="What changed, as it was (null on creation).")
+    after = serializers.JSONField(allow_null=True, help_text="What changed, as it became (null on deletion).")
+    client_address = serializers.SerializerMethodField(help_text="Shown to administrators only; else null.")
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "timestamp",
+            "actor",
+            "actor_id",
+            "action",
+            "object_type",
+            "object_id",
+            "object_name",
+            "resource_type",
+            "resource_id",
+            "before",
+            "after",
+            "request_id",
+            "client_address",
+        ]
+
+    @extend_schema_field(serializers.IPAddressField(allow_null=True))
+    def get_client_address(self, event):
+        # Where a colleague works from is not the business of every manager of a model.
+        return event.client_address if self.context["request"].user.is_superuser else None
+
+
+class AuditEventQuerySerializer(serializers.Serializer):
+    actor = serializers.CharField(required=False, help_text="Only events by this username.")
+    object_type = serializers.CharField(
+        required=False,
+        help_text="user, team, team_default, grant, token, experiment, registered_model, model_version, ...",
+    )
+    object = serializers.CharField(
+        required=False,
+        help_text=(
+            "An object's id or readable name. With object_type experiment (its id) or registered_model "
+            "(its name): that object's whole history, the events about everything under it included. "
+            "Required, with one of those two types, for anyone but an administrator."
+        ),
+    )
+    action = serializers.CharField(required=False, help_text="Only this action, e.g. grant.created.")
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601; events at or after it.")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601; events at or before it.")
+
+    def validate(self, attrs):
+        if "since" in attrs and "until" in attrs and attrs["since"] > attrs["until"]:
+            raise serializers.ValidationError({"until": "Must not be before since."})
+        return attrs
+
+
+@routes.route_rule(routes.API)
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The append-only audit log, newest first: who changed what, when, before and after.
+
+    Administrators read every event. Anyone else reads the history of one experiment or
+    registered model they MANAGE (object_type and object): 403 for other queries and for
+    objects they may only read, 404 for objects they may not read."""
+
+    serializer_class = AuditEventSerializer
+    lookup_value_regex = "[0-9]+"
+    cursor_ordering = "-id"
+
+    @extend_schema(parameters=[AuditEventQuerySerializer], responses=AuditEventSerializer(many=True))
+    def list(self, request):
+        query = valid_input(AuditEventQuerySerializer, request.query_params)
+        events = selectors.audit_events_for_user(request.user, **query)
+        return self.get_paginated_response(self.get_serializer(self.paginate_queryset(events), many=True).data)
+
+    @extend_schema(parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)])
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(selectors.audit_event_get_for_user(request.user, int(pk))).data)

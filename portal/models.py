@@ -145,3 +145,133 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditLogIsAppendOnly("Audit events are never deleted.")
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+class WebhookQuerySet(models.QuerySet):
+    def live(self):
+        """Not deleted, and not scoped to a registered model that is gone (such a webhook
+        would match nothing; it is kept, with its deliveries, as history)."""
+        return self.filter(deleted_timestamp__isnull=True).exclude(
+            scope=Webhook.Scope.REGISTERED_MODEL, registered_model__isnull=True
+        )
+
+    def active(self):
+        return self.live().filter(status=Webhook.Status.ACTIVE)
+
+    def for_registered_model(self, registered_model_id: int | None):
+        """The global webhooks, plus those scoped to this registered model (if any)."""
+        scope = models.Q(scope=Webhook.Scope.GLOBAL)
+        if registered_model_id is not None:
+            scope |= models.Q(scope=Webhook.Scope.REGISTERED_MODEL, registered_model_id=registered_model_id)
+        return self.filter(scope)
+
+
+class Webhook(models.Model):
+    """A subscription of a URL to registry events, as MLflow's Webhook entity (portal.webhooks).
+
+    Global webhooks (every registered model's events) belong to superusers; a webhook scoped
+    to one registered model belongs to that model: its MANAGE holders see and change it,
+    whoever created it.
+
+    Deleting is soft (`deleted_timestamp`), as in MLflow's own store: a deleted webhook is
+    never delivered to again and is gone from every list and lookup, but its row stays so
+    its deliveries remain listable and the audit log keeps pointing at something. When its
+    registered model is deleted, a scoped webhook keeps its scope with no model (SET_NULL)
+    and so matches nothing: it is never turned into a global one.
+
+    The secret is stored encrypted (Fernet, with a key derived from SECRET_KEY; see
+    portal.webhooks.secrets) because signing needs it in clear, and it is never shown again.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "ACTIVE"
+        DISABLED = "DISABLED"
+
+    class Scope(models.TextChoices):
+        GLOBAL = "global"
+        REGISTERED_MODEL = "registered_model"
+
+    webhook_id = models.CharField(max_length=36, unique=True)
+    name = models.CharField(max_length=63)
+    description = models.TextField(blank=True, default="")
+    url = models.CharField(max_length=2048)
+    # Event names ("model_version.created", ...): see portal.webhooks.events.
+    events = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.GLOBAL)
+    registered_model = models.ForeignKey(
+        "registry.RegisteredModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    secret_encrypted = models.TextField(blank=True, default="")
+    creation_timestamp = models.BigIntegerField()
+    last_updated_timestamp = models.BigIntegerField()
+    deleted_timestamp = models.BigIntegerField(null=True, blank=True)
+
+    objects = WebhookQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["registered_model", "status"], name="webhook_model_status")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scope="registered_model") | models.Q(registered_model__isnull=True),
+                name="webhook_global_has_no_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.webhook_id})"
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_encrypted)
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or to be sent) to one webhook, with every attempt.
+
+    `payload` is the exact JSON body, fixed when the event happened, so every attempt sends
+    (and signs) the same bytes; the receiver tells retries apart from new events by the
+    delivery id, which also stays the same. `attempt_log` holds one entry per attempt
+    (time, status code, error, duration).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        # The webhook was disabled or deleted before the delivery was sent.
+        SKIPPED = "skipped"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    delivery_id = models.CharField(max_length=36, unique=True)
+    event = models.CharField(max_length=64)
+    payload = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempt_log = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due (None: the first, as soon as a worker takes it).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while an attempt runs, so a duplicate task (a re-queue, an early retry) stays away;
+    # if the worker dies, the claim expires and the sweep sends the delivery again.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["webhook", "id"], name="webhook_delivery_webhook"),
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to webhook {self.webhook_id} ({self.status})"

@@ -53,6 +53,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, Model, Out
 from django.db.models.lookups import Exact
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
+from portal import audit
 from portal.errors import AlreadyExists, Conflict, InvalidParameter, NotFound, PermissionDenied
 
 # Actions services ask about, weakest first. APPROVE is not on the scale.
@@ -383,6 +384,20 @@ def visible(user: User, queryset: QuerySet) -> QuerySet:
     return queryset.filter(_visible_q(user, queryset.model))
 
 
+def roots_where(user: User, action: str, queryset: QuerySet) -> QuerySet:
+    """`queryset` of a root model (RegisteredModel, Experiment) narrowed, in SQL, to the roots
+    on which `user` holds at least the level of `action` (READ, USE, EDIT or MANAGE): its own
+    grants, its teams', the default, DENY and private applied as `root_access` applies them
+    (the Default experiment's openness to all is not a level and is not counted)."""
+    if action not in _ACTION_RANK:
+        raise ValueError(f"unknown level action {action!r}")
+    if not is_active_user(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    return queryset.filter(_root_q(user, queryset.model, minimum=_ACTION_RANK[action]))
+
+
 def visible_rows(user: User, queryset: QuerySet) -> QuerySet:
     """`queryset` (of a model whose `access_parent` is a root) narrowed to exactly the rows
     `visible` leaves, in the shape a search that walks many of them in its own order wants.
@@ -500,7 +515,9 @@ def _grant_table(model: type[Model], for_team: bool) -> type[Model]:
 
 def _permission(model: type[Model], level: str) -> Permission:
     content_type = ContentType.objects.get_for_model(model)
-    return Permission.objects.get(content_type=content_type, codename=_codename(model, level))
+    # With its content type: guardian's save() compares it with the object's (no extra query).
+    found = Permission.objects.select_related("content_type")
+    return found.get(content_type=content_type, codename=_codename(model, level))
 
 
 def _row_level(codename: str) -> str:
@@ -523,14 +540,15 @@ def _grant_from_row(row: Any, model: type[Model], for_team: bool, root: Model | 
 
 
 def grant_owner(obj: Model, user: User) -> None:
-    """Give the creator of a root object MANAGE on it, as an ordinary grant. Call inside the
-    creating transaction. Two queries; granting again is a no-op."""
+    """Give the creator of a root object MANAGE on it, as an ordinary grant, and audit it
+    (grant.created, as any grant: the grant.* events of a root are its whole access
+    history). Call once, inside the creating transaction. Three queries."""
     if not is_active_user(user):
         return
     model = type(obj)
     table = get_user_obj_perms_model(model)
-    permission = _permission(model, "MANAGE")
-    table.objects.bulk_create([table(permission=permission, user=user, content_object=obj)], ignore_conflicts=True)
+    row = table.objects.create(permission=_permission(model, "MANAGE"), user=user, content_object=obj)
+    _audit_grant(user, "grant.created", row.pk * 8 + _kind(model, False), obj, user, None, after="MANAGE")
 
 
 def _lock_root(root: Model) -> Model:
@@ -595,7 +613,9 @@ def grant_create(*, actor: User, root: Model, level: str, user: Any = None, team
     row = rows.model.objects.create(
         permission=_permission(model, level), content_object=root, **_principal_filter(user, team)
     )
-    return _grant_from_row(row, model, team is not None, root)
+    grant = _grant_from_row(row, model, team is not None, root)
+    _audit_grant(actor, "grant.created", grant.id, root, user, team, after=level)
+    return grant
 
 
 @transaction.atomic
@@ -611,9 +631,15 @@ def grant_update(*, actor: User, root: Model, level: str, user: Any = None, team
     if row is None:
         raise NotFound(f"{_principal_name(user, team)} has no grant on {_describe(root)}.")
     _check_last_manager(actor, root, row.permission.codename, level)
+    old_level = _row_level(row.permission.codename)
+    if old_level == level:
+        # Nothing changes, so nothing is written or audited (a retry is harmless).
+        return _grant_from_row(row, model, team is not None, root)
     row.permission = _permission(model, level)
     row.save(update_fields=["permission"])
-    return _grant_from_row(row, model, team is not None, root)
+    grant = _grant_from_row(row, model, team is not None, root)
+    _audit_grant(actor, "grant.updated", grant.id, root, user, team, before=old_level, after=level)
+    return grant
 
 
 @transaction.atomic
@@ -632,11 +658,47 @@ def grant_revoke(
     if row is None:
         raise NotFound(f"{_principal_name(user, team)} has no grant on {_describe(root)}.")
     _check_last_manager(actor, root, row.permission.codename, None)
+    grant_id = row.pk * 8 + _kind(model, team is not None)
     row.delete()
+    _audit_grant(actor, "grant.revoked", grant_id, root, user, team, before=_row_level(row.permission.codename))
 
 
 def _principal_name(user: Any, team: Group | None) -> str:
     return f"Team '{team.name}'" if team is not None else f"User '{user.get_username()}'"
+
+
+def _audit_grant(
+    actor: User | None,
+    action: str,
+    grant_id: int,
+    root: Model,
+    user: Any,
+    team: Group | None,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+) -> None:
+    """One grant.* event, readable by the root's MANAGE holders. before/after are
+    {"level": ..., "user" or "team": name}, None on the side where there is no grant."""
+    principal = {"team": team.name} if team is not None else {"user": user.get_username()}
+    audit.record(
+        actor=actor,
+        action=action,
+        object_type="grant",
+        object_id=grant_id,
+        object_name=f"{_principal_name(user, team)} on {_describe(root)}",
+        before={"level": before, **principal} if before else None,
+        after={"level": after, **principal} if after else None,
+        resource=root,
+    )
+
+
+def audit_grants_removed(*, actor: User | None, user: Any = None, team: Group | None = None) -> None:
+    """Audit as grant.revoked every grant a user or team holds directly, when the user or
+    team is about to be deleted (their grant rows go with them by cascade), so each root's
+    history shows the access ending. Call in the deleting transaction, before the delete."""
+    for grant in grants_of(user=user, team=team):
+        _audit_grant(actor, "grant.revoked", grant.id, grant.root, grant.user, grant.team, before=grant.level)
 
 
 def grants_on(root: Model) -> list[Grant]:

@@ -8,15 +8,16 @@ a missing one.
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from portal import permissions, services
 from portal.errors import NotFound, PermissionDenied
-from portal.models import ApiToken, Team, TeamDefaultGrant
+from portal.models import ApiToken, AuditEvent, Team, TeamDefaultGrant
 
 User = get_user_model()
 
@@ -286,3 +287,101 @@ def user_permissions_for_user(actor: AbstractBaseUser, username: str) -> UserPer
     return UserPermissions(
         user=user, direct=user_grants_for_user(actor, user), teams=[(team, by_team[team.pk]) for team in teams]
     )
+
+
+# ---------------------------------------------------------------- the audit log
+# Superusers read every event. Anyone else reads the history of one experiment or registered
+# model they MANAGE: the events whose resource is that root (the root itself, its grants,
+# and, from the registry, its versions, aliases, requests and policy). Events about users,
+# teams, team defaults and tokens concern no root, so only superusers read them.
+
+AUDIT_ONE_OBJECT = (
+    "Only administrators may read the audit log at large. To read the history of an object you "
+    "MANAGE, name it: object_type=experiment&object=<experiment id>, or "
+    "object_type=registered_model&object=<registered model name>."
+)
+
+
+def _audit_root_q(resource_type: str, root_pk: Any) -> Q:
+    """Events about a root or anything under it."""
+    pk = str(root_pk)
+    return Q(resource_type=resource_type, resource_id=pk) | Q(object_type=resource_type, object_id=pk)
+
+
+def _audit_object_q(superuser: AbstractBaseUser, object_type: str, name: str) -> Q:
+    """For a superuser: events naming the object by id or readable name (deleted objects
+    included) and, for an experiment or registered model that exists, everything under it."""
+    q = Q(object_id=name) | Q(object_name=name)
+    if object_type:
+        q &= Q(object_type=object_type)
+    if object_type in permissions.resource_types():
+        try:
+            q |= _audit_root_q(object_type, permissions.resource_get(superuser, object_type, name).pk)
+        except NotFound:
+            pass
+    return q
+
+
+def audit_events_for_user(
+    user: AbstractBaseUser,
+    *,
+    actor: str = "",
+    object_type: str = "",
+    object: str = "",
+    action: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet:
+    """The audit events `user` may read that match the filters (all optional for a superuser).
+
+    Anyone else must name one experiment (`object` = its id) or registered model (its name)
+    that they MANAGE, and gets its history: NotFound if they may not read it (or it does
+    not exist), PermissionDenied if they may read but not manage it, or name nothing.
+    """
+    events = AuditEvent.objects.all()
+    if _is_superuser(user):
+        if object:
+            events = events.filter(_audit_object_q(user, object_type, object))
+        elif object_type:
+            events = events.filter(object_type=object_type)
+    else:
+        if not (permissions.is_active_user(user) and object_type in permissions.resource_types() and object):
+            raise PermissionDenied(AUDIT_ONE_OBJECT)
+        root = permissions.resource_get(user, object_type, object)
+        permissions.require_manage(user, root)
+        events = events.filter(_audit_root_q(object_type, root.pk))
+    if actor:
+        events = events.filter(actor_username=actor)
+    if action:
+        events = events.filter(action=action)
+    if since is not None:
+        events = events.filter(timestamp__gte=since)
+    if until is not None:
+        events = events.filter(timestamp__lte=until)
+    return events
+
+
+def audit_event_get_for_user(user: AbstractBaseUser, event_id: int) -> AuditEvent:
+    """One event, for a superuser or a MANAGE holder of the root it concerns. NotFound when
+    it is missing, concerns no root (users, teams, tokens) or a root `user` may not read;
+    PermissionDenied when the root is readable but not managed."""
+    missing = NotFound(f"Audit event {event_id} not found.")
+    event = AuditEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        raise missing
+    if _is_superuser(user):
+        return event
+    if event.resource_type:
+        resource_type, root_pk = event.resource_type, event.resource_id
+    else:
+        resource_type, root_pk = event.object_type, event.object_id
+    if resource_type not in permissions.resource_types():
+        raise missing
+    root = permissions.root_model(resource_type).objects.filter(pk=root_pk).first() if root_pk.isdigit() else None
+    if root is None or not permissions.can(user, permissions.READ, root):
+        raise missing
+    if not permissions.can(user, permissions.MANAGE, root):
+        raise PermissionDenied(
+            f"User '{user.get_username()}' may not read the history of {root._meta.verbose_name} '{root}'."
+        )
+    return event

@@ -1,6 +1,13 @@
 """Account services: API tokens, users, teams (Django groups) and their members, admins and defaults.
 
 Grants on experiments and registered models are portal.permissions' (grant_create, ...).
+
+Every change here writes one audit event (portal.audit) in the same transaction: user.*,
+team.*, team_default.*, token.*. A call that changes nothing (adding a member twice,
+revoking a revoked token) writes none. Passwords and token secrets never reach the log:
+a password change is recorded as having happened, a token by its name and prefix. The
+audit_* helpers at the end are shared with portal.admin, so the Django admin's changes
+read the same in the log.
 """
 
 import hashlib
@@ -17,7 +24,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal import permissions
+from portal import audit, permissions
 from portal.errors import AlreadyExists, Conflict, InvalidParameter, NotFound, PermissionDenied
 from portal.models import ApiToken, Team, TeamDefaultGrant
 
@@ -46,18 +53,22 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> CreatedToken:
         raise InvalidParameter("A token name has at most 100 characters.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name, digest=token_digest(raw), prefix=raw[:10])
+    audit_token(user, "token.created", token, after=token_snapshot(token))
     return CreatedToken(token=token, raw=raw)
 
 
 @transaction.atomic
-def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
-    """Revoke one of the user's own tokens. Idempotent: revoking twice keeps the first time."""
+def api_token_revoke(*, user: AbstractBaseUser, token_id: int, actor: AbstractBaseUser | None = None) -> ApiToken:
+    """Revoke one of `user`'s tokens; `actor` is who does it (the user, or an administrator
+    in the Django admin). Idempotent: revoking twice keeps the first time and audits once."""
     token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
     if token is None:
         raise NotFound(f"Token {token_id} does not exist.")
     if token.revoked_at is None:
+        before = token_snapshot(token)
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit_token(actor or user, "token.revoked", token, before=before, after=token_snapshot(token))
     return token
 
 
@@ -127,6 +138,7 @@ def user_create(
     if is_superuser:
         user.is_superuser = user.is_staff = True
         user.save(update_fields=["is_superuser", "is_staff"])
+    audit_user(actor, "user.created", user, after=user_snapshot(user))
     return user
 
 
@@ -138,6 +150,7 @@ def user_update_password(*, actor: AbstractBaseUser, username: str, password: st
         _require_superuser(actor, "change another user's password")
     user.set_password(_password_validated(password, user))
     user.save(update_fields=["password"])
+    audit_user(actor, "user.password_changed", user)  # that it changed; never the password
     return user
 
 
@@ -152,8 +165,13 @@ def user_update_admin(*, actor: AbstractBaseUser, username: str, is_admin: bool)
     if user.is_superuser and not is_admin:
         if not User.objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk).exists():
             raise Conflict("Cannot demote the last administrator.")
+    was_admin = user.is_superuser
     user.is_superuser = user.is_staff = bool(is_admin)
     user.save(update_fields=["is_superuser", "is_staff"])
+    if was_admin != user.is_superuser:
+        audit_user(
+            actor, "user.admin_changed", user, before={"is_admin": was_admin}, after={"is_admin": user.is_superuser}
+        )
     return user
 
 
@@ -165,6 +183,7 @@ def user_delete(*, actor: AbstractBaseUser, username: str) -> None:
     user = user_get(username)
     if user.pk == actor.pk:
         raise Conflict("You cannot delete your own account.")
+    audit_user_deleted(actor, user)
     user.delete()
 
 
@@ -217,6 +236,7 @@ def team_create(*, actor: AbstractBaseUser, name: str, description: str = "") ->
     except IntegrityError:
         raise AlreadyExists(f"Team '{name}' already exists.") from None
     Team.objects.create(group=team, description=_description_validated(description))
+    audit_team(actor, "team.created", team, after=team_snapshot(team))
     return team
 
 
@@ -237,6 +257,7 @@ def team_update(
     """Rename a team or change its description. Administrators only."""
     _require_superuser(actor, "change teams")
     team = team_get(team_id)
+    before = team_snapshot(team)
     if name is not None:
         name = _team_name_validated(name)
         if Group.objects.filter(name=name).exclude(pk=team.pk).exists():
@@ -247,6 +268,16 @@ def team_update(
         profile = team_profile(team)
         profile.description = _description_validated(description)
         profile.save(update_fields=["description"])
+    after = team_snapshot(team)
+    changed = [key for key in after if after[key] != before[key]]
+    if changed:
+        audit_team(
+            actor,
+            "team.updated",
+            team,
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
+        )
     return team
 
 
@@ -254,7 +285,9 @@ def team_update(
 def team_delete(*, actor: AbstractBaseUser, team_id: Any) -> None:
     """Delete a team with its memberships, grants and defaults. Administrators only."""
     _require_superuser(actor, "delete teams")
-    team_get(team_id).delete()
+    team = team_get(team_id)
+    audit_team_deleted(actor, team)
+    team.delete()
 
 
 def can_manage_members(actor: AbstractBaseUser, team: Group) -> bool:
@@ -274,7 +307,9 @@ def team_member_add(*, actor: AbstractBaseUser, team_id: Any, username: str) -> 
     team = team_get(team_id)
     _require_member_manager(actor, team)
     user = user_get(username)
-    membership, _ = User.groups.through.objects.get_or_create(user=user, group=team)
+    membership, created = User.groups.through.objects.get_or_create(user=user, group=team)
+    if created:
+        audit_team(actor, "team.member_added", team, after={"user": user.get_username()})
     return membership
 
 
@@ -287,7 +322,10 @@ def team_member_remove(*, actor: AbstractBaseUser, team_id: Any, username: str) 
     deleted, _ = User.groups.through.objects.filter(user=user, group=team).delete()
     if not deleted:
         raise NotFound(f"User '{user.get_username()}' is not a member of team '{team.name}'.")
-    team_profile(team).admins.remove(user)
+    profile = team_profile(team)
+    was_admin = profile.admins.filter(pk=user.pk).exists()
+    profile.admins.remove(user)
+    audit_team(actor, "team.member_removed", team, before={"user": user.get_username(), "admin": was_admin})
 
 
 @transaction.atomic
@@ -297,11 +335,16 @@ def team_admin_set(*, actor: AbstractBaseUser, team_id: Any, username: str, is_a
     team = team_get(team_id)
     user = user_get(username)
     profile = team_profile(team)
+    was_admin = profile.admins.filter(pk=user.pk).exists()
     if is_admin:
-        User.groups.through.objects.get_or_create(user=user, group=team)
+        _, joined = User.groups.through.objects.get_or_create(user=user, group=team)
+        if joined:
+            audit_team(actor, "team.member_added", team, after={"user": user.get_username()})
         profile.admins.add(user)
     else:
         profile.admins.remove(user)
+    if was_admin != bool(is_admin):
+        audit_team_admin_changed(actor, team, user, bool(is_admin))
     return team
 
 
@@ -313,16 +356,23 @@ def team_default_set(*, actor: AbstractBaseUser, team_id: Any, resource_type: st
     team = team_get(team_id)
     permissions.root_model(resource_type)
     level = permissions.level_parse(level, allowed=(*permissions.LEVELS, permissions.DENY))
+    old = TeamDefaultGrant.objects.select_for_update().filter(team=team, resource_type=resource_type).first()
+    if old is not None and old.level == level:
+        return old
+    before = team_default_snapshot(old) if old is not None else None
     row, _ = TeamDefaultGrant.objects.update_or_create(team=team, resource_type=resource_type, defaults={"level": level})
+    audit_team_default(actor, "team_default.set", row, before=before, after=team_default_snapshot(row))
     return row
 
 
 @transaction.atomic
 def team_default_remove(*, actor: AbstractBaseUser, row_id: int) -> None:
     _require_superuser(actor, "remove a team's default permission")
-    deleted, _ = TeamDefaultGrant.objects.filter(pk=row_id).delete()
-    if not deleted:
+    row = TeamDefaultGrant.objects.select_for_update().select_related("team").filter(pk=row_id).first()
+    if row is None:
         raise NotFound(f"Team default permission {row_id} not found")
+    audit_team_default(actor, "team_default.removed", row, before=team_default_snapshot(row))
+    row.delete()
 
 
 @transaction.atomic
@@ -361,3 +411,99 @@ def user_password_change(
         if password == current_password:
             raise InvalidParameter("New password must differ from the current password.")
     return user_update_password(actor=actor, username=username, password=password)
+
+
+# ---------------------------------------------------------------- audit events
+# The shapes of this module's events, shared with portal.admin (whose forms change the same
+# rows). Each is called inside the transaction of its change. Users, teams, defaults and
+# tokens concern no experiment or model, so only superusers read these events.
+
+
+def user_snapshot(user: AbstractBaseUser) -> dict[str, Any]:
+    return {
+        "username": user.get_username(),
+        "email": user.email,
+        "is_admin": user.is_superuser,
+        "is_active": user.is_active,
+    }
+
+
+def audit_user(actor: AbstractBaseUser | None, action: str, user: AbstractBaseUser, **snapshots: Any) -> None:
+    audit.record(
+        actor=actor, action=action, object_type="user", object_id=user.pk, object_name=user.get_username(), **snapshots
+    )
+
+
+def audit_user_deleted(actor: AbstractBaseUser | None, user: AbstractBaseUser) -> None:
+    """Audit the deletion of `user` (call before deleting): user.deleted with the account and
+    its teams, and grant.revoked for each grant that goes with it."""
+    before = {**user_snapshot(user), "teams": sorted(user.groups.values_list("name", flat=True))}
+    audit_user(actor, "user.deleted", user, before=before)
+    permissions.audit_grants_removed(actor=actor, user=user)
+
+
+def team_snapshot(team: Group) -> dict[str, Any]:
+    profile = Team.objects.filter(group=team).first()
+    return {"name": team.name, "description": profile.description if profile else ""}
+
+
+def audit_team(actor: AbstractBaseUser | None, action: str, team: Group, **snapshots: Any) -> None:
+    audit.record(actor=actor, action=action, object_type="team", object_id=team.pk, object_name=team.name, **snapshots)
+
+
+def audit_team_admin_changed(
+    actor: AbstractBaseUser | None, team: Group, user: AbstractBaseUser, is_admin: bool
+) -> None:
+    name = user.get_username()
+    audit_team(
+        actor,
+        "team.admin_changed",
+        team,
+        before={"user": name, "admin": not is_admin},
+        after={"user": name, "admin": is_admin},
+    )
+
+
+def audit_team_deleted(actor: AbstractBaseUser | None, team: Group) -> None:
+    """Audit the deletion of `team` (call before deleting): team.deleted with its members,
+    admins and defaults, and grant.revoked for each grant that goes with it."""
+    profile = Team.objects.filter(group=team).first()
+    before = {
+        **team_snapshot(team),
+        "members": sorted(team.user_set.values_list("username", flat=True)),
+        "admins": sorted(profile.admins.values_list("username", flat=True)) if profile else [],
+        "defaults": dict(team.default_grants.values_list("resource_type", "level")),
+    }
+    audit_team(actor, "team.deleted", team, before=before)
+    permissions.audit_grants_removed(actor=actor, team=team)
+
+
+def team_default_snapshot(row: TeamDefaultGrant) -> dict[str, Any]:
+    return {"team": row.team.name, "resource_type": row.resource_type, "level": row.level}
+
+
+def audit_team_default(actor: AbstractBaseUser | None, action: str, row: TeamDefaultGrant, **snapshots: Any) -> None:
+    audit.record(
+        actor=actor,
+        action=action,
+        object_type="team_default",
+        object_id=permissions.team_default_id(row),  # the id the grant APIs give it
+        object_name=row.team.name,
+        **snapshots,
+    )
+
+
+def token_snapshot(token: ApiToken) -> dict[str, Any]:
+    """A token as the log shows it: never the token or its digest, only what its owner sees in a list."""
+    return {
+        "name": token.name,
+        "prefix": token.prefix,
+        "user": token.user.get_username(),
+        "revoked": not token.is_active,
+    }
+
+
+def audit_token(actor: AbstractBaseUser | None, action: str, token: ApiToken, **snapshots: Any) -> None:
+    audit.record(
+        actor=actor, action=action, object_type="token", object_id=token.pk, object_name=token.name, **snapshots
+    )

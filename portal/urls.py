@@ -10,6 +10,7 @@ mlflow_patterns = [
     path("", include("tracking.mlflow_artifacts_list")),
     path("", include("tracking.mlflow_logged_models")),
     path("", include("registry.mlflow_api")),
+    path("", include("registry.databricks_api")),
     path("", include("portal.mlflow_auth")),
     path("", include("portal.mlflow_webhooks")),
 ]

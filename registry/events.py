@@ -11,10 +11,8 @@ from registry.models import ModelVersion, RegisteredModel, TransitionRequest
 
 
 def _emit(event: str, data: dict[str, Any], model: RegisteredModel) -> None:
-    try:  # TEMPORARY until portal.webhooks lands
-        from portal import webhooks
-    except ImportError:
-        return
+    from portal import webhooks
+
     webhooks.emit(event, data, registered_model=model)
 
 

@@ -343,20 +343,30 @@ def stage_history_for_user(user: User, name: str, version: int | str | None = No
     return list(history.order_by("id"))
 
 
+def comments_on(subject: RegisteredModel | ModelVersion | TransitionRequest) -> QuerySet:
+    """The comments on `subject`, oldest first: a model's own (not its versions' or its
+    requests'), a version's, or a request's. `subject` was fetched for the user through a
+    selector (which checked READ)."""
+    if isinstance(subject, TransitionRequest):
+        rows = Comment.objects.filter(transition_request=subject)
+    elif isinstance(subject, ModelVersion):
+        rows = Comment.objects.filter(registered_model_id=subject.registered_model_id, model_version=subject)
+    else:
+        rows = Comment.objects.filter(
+            registered_model=subject, model_version__isnull=True, transition_request__isnull=True
+        )
+    return rows.select_related("author").order_by("created_at", "id")
+
+
 def comments_for_user(user: User, name: str, version: int | str | None = None) -> list[Comment]:
     """Comments on a model (version None: the model's own, not its versions') or on one version."""
-    model = registered_model_get_for_user(user, name)
-    comments = Comment.objects.filter(registered_model=model).select_related("author")
     if version is None:
-        comments = comments.filter(model_version__isnull=True)
-    else:
-        comments = comments.filter(model_version=model_version_get_for_user(user, name, version))
-    return list(comments.order_by("created_at", "id"))
+        return list(comments_on(registered_model_get_for_user(user, name)))
+    return list(comments_on(model_version_get_for_user(user, name, version)))
 
 
 def comments_of_request_for_user(user: User, request_id: int) -> list[Comment]:
-    request = transition_request_get_for_user(user, request_id)
-    return list(Comment.objects.filter(transition_request=request).select_related("author").order_by("created_at", "id"))
+    return list(comments_on(transition_request_get_for_user(user, request_id)))
 
 
 def comment_get_for_user(user: User, comment_id: int) -> Comment:

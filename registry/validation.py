@@ -4,6 +4,7 @@ import posixpath
 import re
 from typing import Any
 
+from portal import annotations
 from portal.errors import InvalidParameter
 from registry.models import Stage
 from tracking.validation import normalize_name, validate_tag, validate_tags, validate_text
@@ -13,7 +14,7 @@ MAX_ALIAS_LENGTH = 255
 MAX_TAG_VALUE_LENGTH = 100_000
 # Descriptions are Markdown documents (a model card may be long); the cap only bounds one request.
 MAX_DESCRIPTION_LENGTH = 100_000
-MAX_COMMENT_LENGTH = 100_000
+MAX_COMMENT_LENGTH = annotations.MAX_COMMENT_LENGTH
 MAX_RUN_LINK_LENGTH = 1000
 
 _ALIAS_RE = re.compile(r"^[\w\-]+$")
@@ -119,11 +120,7 @@ def description_validated(description: Any) -> str:
 
 
 def comment_text_validated(text: Any) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidParameter("A comment needs some text.")
-    if len(text) > MAX_COMMENT_LENGTH:
-        raise InvalidParameter(f"A comment may be at most {MAX_COMMENT_LENGTH} characters long, not {len(text)}.")
-    return text
+    return annotations.comment_text_validated(text)  # the rule tracking's comments follow too
 
 
 def run_link_validated(run_link: Any) -> str:

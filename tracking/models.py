@@ -357,3 +357,40 @@ class RunModelOutput(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "model"], name="uniq_run_model_output")]
+
+
+class Comment(models.Model):
+    """A Markdown comment on an experiment, or on one of its runs (`run` set).
+
+    The rule (who may comment, edit, delete) is portal.annotations'."""
+
+    # portal.permissions: a comment takes its access from its experiment. Code that shows
+    # a run's comments reaches them through the run (its creator may read it in the
+    # Default experiment without reading the experiment), see tracking.selectors.
+    access_parent = "experiment"
+
+    # Indexed by tracking_comment_target, which leads with it.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="comments", db_index=False)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        # A list of one object's comments, oldest first (a run's is asked with its experiment).
+        indexes = [models.Index(fields=["experiment", "run", "id"], name="tracking_comment_target")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on {self.run_id or self.experiment_id}"
+
+    @property
+    def guarded_root(self) -> Experiment:
+        return self.experiment
+
+    @property
+    def subject(self) -> Experiment | Run:
+        """What the comment is about: its run, or else its experiment."""
+        return self.run if self.run_id is not None else self.experiment

@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, 
 from portal import permissions
 from portal.errors import InvalidParameter, NotFound
 from tracking.models import (
+    Comment,
     Experiment,
     ExperimentTag,
     InputTag,
@@ -655,3 +656,35 @@ def _logged_model_filter(queryset: QuerySet, filter_string: str | None, dataset_
     if dataset_q is not None and not any(c.kind == "metric" for c in comparisons):
         queryset = queryset.filter(Exists(LoggedModelMetric.objects.filter(dataset_q, model_id=OuterRef("pk"))))
     return queryset
+
+
+# ---------------------------------------------------------------- comments
+
+
+def comments_on(subject: Experiment | Run) -> QuerySet:
+    """The comments on `subject`, oldest first: an experiment's own (not its runs'), or a
+    run's. `subject` was fetched for the user through a selector (which checked READ)."""
+    if isinstance(subject, Run):
+        rows = Comment.objects.filter(experiment_id=subject.experiment_id, run=subject)
+    else:
+        rows = Comment.objects.filter(experiment=subject, run__isnull=True)
+    return rows.select_related("author").order_by("id")
+
+
+def comment_get_for_user(user: AbstractBaseUser, comment_id: int | str) -> Comment:
+    """One comment on an experiment or run `user` may read; a hidden one is missing.
+
+    Judged by what it is about, not by its experiment alone: in the Default experiment a
+    run's creator reads the run (and its comments) without reading the experiment."""
+    try:
+        pk = int(comment_id)
+    except (TypeError, ValueError):
+        pk = None
+    found = None
+    if pk is not None and 0 < pk < 2**63 and permissions.is_active_user(user):
+        found = Comment.objects.select_related("experiment", "run", "author").filter(pk=pk).first()
+    if found is not None and found.run is not None:
+        found.run.experiment = found.experiment  # the same row: a run's comment is kept on its experiment
+    if found is None or not permissions.can(user, permissions.READ, found.subject):
+        raise NotFound(f"Comment {comment_id} not found")
+    return found

@@ -208,22 +208,43 @@ def _require_decider(actor: AbstractBaseUser, request: TransitionRequest, policy
 
 
 @transaction.atomic
-def transition_request_approve(*, actor: AbstractBaseUser, request_id: int, comment: str | None = None) -> TransitionRequest:
+def transition_request_approve(
+    *, actor: AbstractBaseUser, request_id: int, comment: str | None = None, archive_existing_versions: bool = False
+) -> TransitionRequest:
     """Record `actor`'s approval. When the approvals reach the policy's count the request is
-    approved and the apply task is enqueued on commit."""
+    approved and the apply task is enqueued on commit.
+
+    `archive_existing_versions`: Databricks' approve carries the flag (the approver
+    decides), the portal's requests carry it from creation. True turns it on for the
+    request as part of this approval (audited with it, and shown to later approvers); it
+    then archives the other versions in the target stage when applied. False leaves the
+    request's own flag alone, so an approval never takes back what the requester asked.
+    Only for stage requests to Staging or Production (InvalidParameter otherwise).
+    """
     comment = comment_validated(comment)
+    if not isinstance(archive_existing_versions, bool):
+        raise InvalidParameter("archive_existing_versions must be true or false.")
     request, policy = _request_for_write(actor, request_id)
     _require_state(request, State.PENDING, doing="approve")
     _require_decider(actor, request, policy)
     if Approval.objects.filter(transition_request=request, reviewer=actor).exists():
         raise Conflict(f"You have already decided {request}.")
+    archive_added = archive_existing_versions and not request.archive_existing_versions
+    if archive_added:
+        if request.action != Action.TRANSITION_STAGE or request.target not in ACTIVE_STAGES:
+            raise InvalidParameter(
+                f"archive_existing_versions is only for {' and '.join(ACTIVE_STAGES)}, not {request.target_label}."
+            )
+        request.archive_existing_versions = True
+        request.save(update_fields=["archive_existing_versions"])
     now = now_ms()
     Approval.objects.create(
         transition_request=request, reviewer=actor, decision=Approval.Decision.APPROVE, comment=comment, timestamp=now
     )
     approvals = Approval.objects.filter(transition_request=request, decision=Approval.Decision.APPROVE).count()
     _audit(actor, "approval_added", request, after={"approvals": approvals, "required": policy.approvals_required,
-                                                   "comment": comment})
+                                                   "comment": comment,
+                                                   **({"archive_existing_versions": True} if archive_added else {})})
     if approvals >= policy.approvals_required:
         _set_state(request, State.APPROVED, now=now)
         _audit(actor, "approved", request, before={"state": State.PENDING}, after={"state": State.APPROVED})

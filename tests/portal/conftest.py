@@ -3,6 +3,7 @@ from django.urls import resolve
 
 from portal.mlflow_http import unsupported_endpoint
 from tests.portal.helpers import API_PATH, API_URL
+from tests.portal.webhook_receiver import receiver, webhook_settings  # noqa: F401 (the webhook tests' fixtures)
 
 
 @pytest.fixture

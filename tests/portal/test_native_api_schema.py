@@ -137,6 +137,8 @@ def test_the_api_root_links_every_resource(client, alice):
         "teams",
         "tokens",
         "grants",
+        "audit-events",
+        "webhooks",
         "experiments",
         "runs",
         "logged-models",

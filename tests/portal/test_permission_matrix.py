@@ -28,7 +28,7 @@ from django.test import Client
 
 from portal import permissions
 from portal import services as portal_services
-from portal.models import ApiToken
+from portal.models import ApiToken, AuditEvent
 from registry import services as registry_services
 from tests.conftest import PASSWORD, make_user
 from tests.portal.matrix import (
@@ -58,6 +58,10 @@ from tests.portal.matrix import (
     run_row,
     served_routes,
 )
+from tests.portal.matrix_approvals import APPROVAL_PROBE_PATHS, APPROVAL_ROWS
+from tests.portal.matrix_comments import COMMENT_ROWS
+from tests.portal.matrix_databricks import DATABRICKS_ROWS
+from tests.portal.matrix_webhooks import WEBHOOK_ROWS
 from tracking.models import LoggedModel, Run
 from tracking.services import experiments as experiment_services
 from tracking.services import runs as run_services
@@ -2022,6 +2026,54 @@ TABLE = [
             ),
         ],
     ),
+    # ------------------------------------------------------------ native API: the audit log
+    # Superusers read it all; others the history of an object they MANAGE, named in the query.
+    Row(
+        ("GET",),
+        "/api/v1/audit-events/",
+        [
+            Case(
+                "the history of a registered model",
+                NEEDS_MANAGE,
+                registered_model,
+                params(lambda w, s, role: {"object_type": "registered_model", "object": s.name}),
+            ),
+            Case(
+                "the history of an experiment",
+                NEEDS_MANAGE,
+                experiment,
+                params(lambda w, s, role: {"object_type": "experiment", "object": str(s.pk)}),
+            ),
+            Case("the whole log", SUPERUSER, nothing, fixed()),
+            Case("the history of a team", SUPERUSER, nothing, fixed({"object_type": "team", "object": "readers"})),
+        ],
+    ),
+    Row(
+        ("GET",),
+        "/api/v1/audit-events/<pk>/",
+        [
+            Case(
+                "an event of a registered model",
+                NEEDS_MANAGE,
+                registered_model,
+                at(
+                    lambda w, s, role: "api/v1/audit-events/{}/".format(
+                        AuditEvent.objects.filter(resource_type="registered_model", resource_id=str(s.pk)).first().pk
+                    )
+                ),
+            ),
+            Case(
+                "an event about a team",
+                SUPERUSER_ELSE_HIDDEN,
+                nothing,
+                at(
+                    lambda w, s, role: "api/v1/audit-events/{}/".format(
+                        AuditEvent.objects.get(action="team.created", object_id=str(w.readers.pk)).pk
+                    )
+                ),
+            ),
+        ],
+    ),
     # ------------------------------------------------------------ native API: tracking and registry (read only)
     Row(
         ("GET",),
@@ -2154,6 +2206,14 @@ TABLE = [
             ),
         ],
     ),
+    # ------------------------------------------------------------ webhooks (both doors; see matrix_webhooks)
+    *WEBHOOK_ROWS,
+    # ---- approval workflow (native API requests, policy, watch; /requests/ pages; see matrix_approvals)
+    *APPROVAL_ROWS,
+    # ---- comments on experiments, runs, models, versions and requests (native API; see matrix_comments)
+    *COMMENT_ROWS,
+    # ---- Databricks' approval API on the MLflow door (requests, comments; see matrix_databricks)
+    *DATABRICKS_ROWS,
 ]
 
 
@@ -2177,6 +2237,8 @@ def excluded(key: str) -> bool:
 PROBE_PATHS = {
     "/accounts/tokens/<int:token_id>/revoke": "/accounts/tokens/999999/revoke",
     "/(?:ajax-)?api/[23]\\.0/[\\s\\S]*": "/api/2.0/mlflow/no-such-endpoint",
+    # ---- approval workflow
+    **APPROVAL_PROBE_PATHS,
 }
 
 

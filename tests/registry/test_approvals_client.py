@@ -14,6 +14,7 @@ from portal import permissions
 from portal.models import AuditEvent
 from registry import selectors
 from registry.models import TransitionRequest
+from tests.portal.webhook_receiver import SECRET, receiver, webhook_settings  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.governed, pytest.mark.usefixtures("eager_tasks")]
 
@@ -30,10 +31,26 @@ def registered(portal):
     return classifier, X
 
 
-def test_promotion_through_a_request_approved_by_a_reviewer(portal, client_as, registered, alice, bob, mailoutbox):
+WEBHOOK_EVENTS = [
+    "transition_request.created", "transition_request.approved", "transition_request.applied",
+    "model_version.stage_changed",
+]
+
+
+def test_promotion_through_a_request_approved_by_a_reviewer(
+    portal, client_as, registered, alice, bob, mailoutbox, webhook_settings, receiver
+):
     classifier, X = registered
     model = selectors.registered_model_get_for_user(alice, "churn")
     permissions.grant_create(actor=alice, root=model, level="APPROVE", user=bob)
+    # The model's manager subscribes a receiver to the governance events (native API: the
+    # mlflow client only knows MLflow's own event names).
+    hook = portal.session(alice).post(
+        f"{portal.url}/api/v1/webhooks/",
+        json={"name": "deploys", "url": receiver.url, "events": WEBHOOK_EVENTS, "secret": SECRET,
+              "registered_model": "churn"},
+    )
+    assert hook.status_code == 201, hook.content
 
     with pytest.raises(RestException) as refused:
         client_as(alice).transition_model_version_stage("churn", 1, "Production")
@@ -62,6 +79,15 @@ def test_promotion_through_a_request_approved_by_a_reviewer(portal, client_as, r
 
     to_alice = [m for m in mailoutbox if m.to == ["alice@example.com"]]
     assert any("approved" in m.subject for m in to_alice) and any("Applied" in m.subject for m in to_alice)
+
+    deliveries = [(r.json["entity"], r.json["action"], r.verified) for r in receiver.received]
+    assert deliveries == [
+        ("transition_request", "created", True),
+        ("transition_request", "approved", True),
+        ("model_version", "stage_changed", True),
+        ("transition_request", "applied", True),
+    ]
+    assert receiver.received[-1].json["data"]["id"] == str(request.pk)
 
     steps = list(
         AuditEvent.objects.filter(resource_type="registered_model", resource_id=str(model.pk))

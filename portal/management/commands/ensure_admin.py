@@ -14,6 +14,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from portal import services
+
 
 class Command(BaseCommand):
     help = "Create the first superuser if there is none (from DJANGO_SUPERUSER_* or a generated password)."
@@ -36,7 +38,9 @@ class Command(BaseCommand):
             generated = not password
             if generated:
                 password = secrets.token_urlsafe(16)
-            User.objects.create_superuser(username=username, email=email, password=password)
+            user = User.objects.create_superuser(username=username, email=email, password=password)
+            # By no one: the command runs before anyone can sign in.
+            services.audit_user(None, "user.created", user, after=services.user_snapshot(user))
 
         if generated:
             self.stdout.write(
