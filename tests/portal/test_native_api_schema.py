@@ -144,5 +144,6 @@ def test_the_api_root_links_every_resource(client, alice):
         "logged-models",
         "registered-models",
         "model-versions",
+        "transition-requests",
     }
     assert response.json()["runs"] == "http://testserver/api/v1/runs/"
