@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from portal import views
-from registry import views as registry_views
 from portal.mlflow_http import unsupported_endpoint
+from registry import views as registry_views
 
 mlflow_patterns = [
     path("", include("tracking.mlflow_api")),

@@ -42,7 +42,6 @@ from registry.services.requests import (
     transition_request_reject,
     transition_request_retry,
 )
-from registry.services.watches import model_watch_set
 from registry.services.versions import (
     model_version_create,
     model_version_delete,
@@ -50,6 +49,7 @@ from registry.services.versions import (
     model_version_tag_set,
     model_version_update,
 )
+from registry.services.watches import model_watch_set
 
 __all__ = [
     "Outcome",

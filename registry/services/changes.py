@@ -21,8 +21,8 @@ from portal.errors import InvalidParameter
 from registry import selectors, validation
 from registry.models import ACTIVE_STAGES, ModelAlias, ModelVersion, RegisteredModel, TransitionRequest
 from registry.services import policies, requests
-from registry.services.apply import How, alias_apply, stage_apply
 from registry.services._common import model_for_write
+from registry.services.apply import How, alias_apply, stage_apply
 
 Action = TransitionRequest.Action
 

@@ -6,6 +6,8 @@ import pytest
 
 from registry import services
 from tests.factories import make_experiment, make_run
+from tests.portal.test_pages_browser import browser_page  # noqa: F401 (a fixture of the approval page tests)
+from tests.portal.webhook_receiver import receiver, webhook_settings  # noqa: F401 (fixtures)
 from tracking.services import artifacts as artifact_services
 from tracking.services import logged_models as logged_model_services
 

@@ -14,7 +14,7 @@ from portal import permissions
 from portal.models import AuditEvent
 from registry import selectors
 from registry.models import TransitionRequest
-from tests.portal.webhook_receiver import SECRET, receiver, webhook_settings  # noqa: F401 (fixtures)
+from tests.portal.webhook_receiver import SECRET
 
 pytestmark = [pytest.mark.governed, pytest.mark.usefixtures("eager_tasks")]
 

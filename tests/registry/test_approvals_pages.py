@@ -10,7 +10,7 @@ from portal import permissions
 from registry import selectors, services
 from registry.models import Stage
 from tests.conftest import PASSWORD
-from tests.portal.test_pages_browser import CHROMIUM, browser_page, snapshot  # noqa: F401
+from tests.portal.test_pages_browser import CHROMIUM, snapshot
 from tests.registry.conftest import make_version
 
 pytestmark = [pytest.mark.governed, pytest.mark.usefixtures("eager_tasks")]

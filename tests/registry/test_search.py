@@ -6,12 +6,12 @@ import pytest
 
 from portal.errors import InvalidParameter
 from registry import selectors, services
-from tests.registry.conftest import make_version
 from registry.services import _common as service_common
 from registry.services import apply as service_apply
 from registry.services import models as service_models
 from registry.services import requests as service_requests
 from registry.services import versions as service_versions
+from tests.registry.conftest import make_version
 from tracking.validation import now_ms
 
 
