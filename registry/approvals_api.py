@@ -113,6 +113,11 @@ class TransitionRequestListInputSerializer(serializers.Serializer):
         required=False, default=False, help_text="Only pending requests I may approve or reject now."
     )
 
+    def validate(self, data):
+        if "version" in data and "model" not in data:
+            raise serializers.ValidationError({"version": "version goes with model."})
+        return data
+
 
 class CommentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
@@ -146,7 +151,7 @@ class TransitionRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             request.user,
             state=query.get("state"),
             model_name=query.get("model"),
-            version=query.get("version") if query.get("model") else None,
+            version=query.get("version"),
             mine=query["mine"],
         )
         if query["to_decide"]:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
+from portal import permissions
 from registry.models import ModelWatch, TransitionRequest
 
 
@@ -25,8 +26,13 @@ def _describe(request: TransitionRequest) -> str:
     return f"{request.registered_model.name} version {request.version_number}: {request.target_label}"
 
 
-def _send(subject: str, body: str, users) -> None:
-    recipients = sorted({u.email for u in users if u is not None and u.is_active and u.email})
+def _send(subject: str, body: str, users, model) -> None:
+    """Mail `users` who may still read `model` (a watcher or requester who lost access hears
+    nothing more about it)."""
+    recipients = sorted({
+        u.email for u in users
+        if u is not None and u.is_active and u.email and permissions.can(u, permissions.READ, model)
+    })
     if not recipients:
         return
     from registry import tasks
@@ -44,7 +50,8 @@ def request_opened(request: TransitionRequest, policy) -> None:
         + f"Approve or reject it: {request_page_url(request)}\n"
     )
     deciders = [u for u in deciders_of(request, policy) if u.pk != request.requester_id]
-    _send(f"[mlportal] {request} needs your decision: {_describe(request)}", body, deciders)
+    _send(f"[mlportal] {request} needs your decision: {_describe(request)}", body, deciders,
+          request.registered_model)
 
 
 def request_decided(request: TransitionRequest, reviewer, decision: str, comment: str) -> None:
@@ -53,14 +60,16 @@ def request_decided(request: TransitionRequest, reviewer, decision: str, comment
         + (f"Comment: {comment}\n" if comment else "")
         + f"State: {request.state}.\n\n{request_page_url(request)}\n"
     )
-    _send(f"[mlportal] {request} {decision}: {_describe(request)}", body, [request.requester])
+    _send(f"[mlportal] {request} {decision}: {_describe(request)}", body, [request.requester],
+          request.registered_model)
 
 
 def request_applied(request: TransitionRequest) -> None:
     body = f"{request} was applied: {_describe(request)}.\n\n{request_page_url(request)}\n"
     watchers = [w.user for w in ModelWatch.objects.filter(registered_model=request.registered_model)
                 .select_related("user")]
-    _send(f"[mlportal] Applied: {_describe(request)}", body, [request.requester, *watchers])
+    _send(f"[mlportal] Applied: {_describe(request)}", body, [request.requester, *watchers],
+          request.registered_model)
 
 
 def request_failed(request: TransitionRequest) -> None:
@@ -68,4 +77,5 @@ def request_failed(request: TransitionRequest) -> None:
         f"{request} ({_describe(request)}) could not be applied: {request.state_reason}\n"
         f"An approver may retry it: {request_page_url(request)}\n"
     )
-    _send(f"[mlportal] Failed: {_describe(request)}", body, [request.requester])
+    _send(f"[mlportal] Failed: {_describe(request)}", body, [request.requester],
+          request.registered_model)

@@ -92,6 +92,8 @@ def may_decide(actor: AbstractBaseUser, request: TransitionRequest, policy: Poli
     """None if `actor` may approve or reject `request`; otherwise why not (a sentence)."""
     if not permissions.is_active_user(actor):
         return "Only a signed-in user can decide transition requests."
+    if not permissions.can(actor, permissions.READ, request.registered_model):
+        return f"You may not read '{request.registered_model.name}'."
     if request.requester_id == actor.pk and not policy.requester_may_approve:
         return f"You requested {request}: someone else must decide it (two-person rule)."
     if not permissions.can(actor, permissions.APPROVE, request.registered_model):

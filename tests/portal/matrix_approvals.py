@@ -71,7 +71,9 @@ def _decider_need(label: str, deciders: tuple[str, ...]) -> Need:
 APPROVE_NOBODY = _decider_need("APPROVE (held by nobody here; MANAGE does not imply it)", ())
 APPROVE_GRANTED = _decider_need("APPROVE (held by edit, team, and deny under DENY)", ("edit", "team"))
 REQUESTER = _decider_need("the requester (alice) or a superuser", ())
-OWN_REQUEST_CANCEL = _decider_need("the requester: here the caller (readers only see it)", ("read", "edit", "manage", "team"))
+OWN_REQUEST_CANCEL = _decider_need(
+    "the requester: here the caller (readers only see it)", ("read", "edit", "manage", "team")
+)
 # One's own request: nobody may approve or reject it, superusers included (two-person rule).
 TWO_PERSON = Need(
     "not one's own request (two-person rule, superusers too)", lambda role: DENIED if _readable(role) else HIDDEN
@@ -402,7 +404,9 @@ APPROVAL_ROWS = [
         ("GET",),
         NATIVE,
         [
-            ListCase("alice's requests on M1 (granted) and M2 (not)", universe, expected_all, native_page(), native_parse),
+            ListCase(
+                "alice's requests on M1 (granted) and M2 (not)", universe, expected_all, native_page(), native_parse
+            ),
             ListCase(
                 "?to_decide=1: APPROVE on M1 for edit, team and deny",
                 universe,
@@ -410,7 +414,9 @@ APPROVAL_ROWS = [
                 native_page({"to_decide": "1"}),
                 native_parse,
             ),
-            ListCase("?mine=1 (alice asked for all)", universe, expected_mine, native_page({"mine": "1"}), native_parse),
+            ListCase(
+                "?mine=1 (alice asked for all)", universe, expected_mine, native_page({"mine": "1"}), native_parse
+            ),
         ],
     ),
     Row(

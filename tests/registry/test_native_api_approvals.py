@@ -6,6 +6,7 @@ from django.test import Client
 from portal import permissions
 from registry import selectors, services
 from registry.models import Stage, TransitionRequest
+from tests.conftest import make_user
 from tests.native_api import V1, all_pages, post, put, signed_in
 from tests.registry.conftest import make_version
 
@@ -153,3 +154,28 @@ def test_watchers_are_emailed_when_a_change_is_applied(alice, bob, charlie, setu
         post(as_user(bob), f"{REQUESTS}{request_id}/approve/")
     applied = [m for m in mailoutbox if m.subject.startswith("[mlportal] Applied")]
     assert len(applied) == 1 and sorted(applied[0].to) == ["alice@example.com", "charlie@example.com"]
+
+
+def test_mail_goes_only_to_people_who_may_still_read_the_model(alice, bob, charlie, setup, mailoutbox, settings,
+                                                             django_capture_on_commit_callbacks, eager_tasks):
+    """An APPROVE grant without READ decides nothing and hears nothing; a watcher who lost
+    READ is not told about changes any more."""
+    settings.PORTAL_DEFAULT_PERMISSION = "NONE"
+    permissions.grant_create(actor=alice, root=setup, level="READ", user=charlie)
+    post(as_user(charlie), f"{V1}registered-models/churn/watch/")
+    permissions.grant_revoke(actor=alice, root=setup, user=charlie)
+    dave = make_user("dave")
+    permissions.grant_create(actor=alice, root=setup, level="APPROVE", user=dave)  # no READ
+    permissions.grant_create(actor=alice, root=setup, level="READ", user=bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_id = ask(alice).json()["id"]
+    assert [m.to for m in mailoutbox] == [["bob@example.com"]]
+    assert post(as_user(dave), f"{REQUESTS}{request_id}/approve/").status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        post(as_user(bob), f"{REQUESTS}{request_id}/approve/")
+    applied = [m for m in mailoutbox if m.subject.startswith("[mlportal] Applied")]
+    assert [m.to for m in applied] == [["alice@example.com"]]
+
+
+def test_a_version_filter_needs_a_model(alice, setup):
+    assert as_user(alice).get(f"{REQUESTS}?version=1").status_code == 400
