@@ -41,7 +41,6 @@ from registry.models import Approval, TransitionRequest
 from registry.services import comments as comment_services
 from registry.services import policies
 from registry.services.requests import OPEN_STATES
-from registry.views import available_actions
 
 Json = dict[str, Any]
 State = TransitionRequest.State
@@ -102,7 +101,8 @@ def create_transition_request(request: HttpRequest, params: Params) -> Json:
         stage=params.str("stage", required=True),
         comment=params.str("comment"),
     )
-    return {"request": databricks_json.transition_request_json(opened, available_actions(request.user, opened))}
+    actions = policies.available_actions(request.user, opened)
+    return {"request": databricks_json.transition_request_json(opened, actions)}
 
 
 def approve_transition_request(request: HttpRequest, params: Params) -> Json:
@@ -137,11 +137,8 @@ def delete_transition_request(request: HttpRequest) -> Json:
 def list_transition_requests(request: HttpRequest, params: Params) -> Json:
     name, version = _version_key(params)
     pending = selectors.stage_requests_of_version_for_user(request.user, name, version)
-    return {
-        "requests": [
-            databricks_json.requested_activity_json(found, available_actions(request.user, found)) for found in pending
-        ]
-    }
+    shown = [databricks_json.requested_activity_json(r, policies.available_actions(request.user, r)) for r in pending]
+    return {"requests": shown}
 
 
 # ---------------------------------------------------------------- comments on versions

@@ -15,7 +15,7 @@ from registry.models import Approval, Comment, TransitionRequest
 
 Json = dict[str, Any]
 
-# registry.views.available_actions names -> Databricks' ActivityAction. `retry` (of a
+# registry.services.policies.available_actions names -> Databricks' ActivityAction. `retry` (of a
 # failed apply) has no Databricks counterpart: Databricks applies on approval.
 REQUEST_ACTIONS = {
     "approve": "APPROVE_TRANSITION_REQUEST",
@@ -44,7 +44,7 @@ def request_actions(actions: list[str]) -> list[str]:
 
 def transition_request_json(request: TransitionRequest, actions: list[str]) -> Json:
     """A request as Databricks' TransitionRequest (create's answer); `actions` are
-    registry.views.available_actions for the caller."""
+    registry.services.policies.available_actions for the caller."""
     return _without_empty(
         {
             "available_actions": request_actions(actions),

@@ -5,12 +5,13 @@ subprocess on the test database (tests/workers.py), its Redis keys under a prefi
 and sends tasks from this process through the settings' broker. The tests are transactional,
 so the worker sees what they commit. Faults: the worker killed with SIGKILL while it applies
 (its whole process, or its pool process), and the broker down when the request is approved.
-A worker is held mid-apply by a row lock this process takes, not by a hook in the code: the
-apply waits for the lock, visibly, in pg_stat_activity.
+A worker is held mid-apply by a row lock this process takes once the request is approved, not
+by a hook in the code: the apply waits for the lock, visibly, in pg_stat_activity.
 """
 
 import logging
 import os
+import re
 import signal
 
 import pytest
@@ -27,6 +28,7 @@ from tests.workers import (
     isolated_transport_options,
     new_key_prefix,
     redis_delete_prefix,
+    tables_written_by,
     use_broker,
     wait_until,
     why_no_workers,
@@ -117,43 +119,65 @@ def assert_applied_once(request: TransitionRequest, number: int) -> None:
                                      object_id=str(transitions[0].model_version_id)).count() == 1
 
 
-def assert_worker_ran_apply(worker: CeleryWorker, request: TransitionRequest) -> None:
+def assert_worker_applied(worker: CeleryWorker) -> None:
+    """The worker's log shows the apply task succeeding with the request applied."""
     log = worker.log()
-    assert "registry.tasks.transition_request_apply" in log and "succeeded" in log, log
+    assert re.search(r"Task registry\.tasks\.transition_request_apply\[[-0-9a-f]+\] succeeded in \S+: 'applied'",
+                     log), log
 
 
 def test_an_approved_request_is_applied_once_by_a_worker_through_redis(alice, bob_approves, versions, broker,
                                                                         start_worker):
-    worker = start_worker()
+    worker = start_worker().wait_ready()
     request = ask_production(alice, 1)
 
     services.transition_request_approve(actor=bob_approves, request_id=request.pk)
 
     wait_for_applied(request, worker)
     assert_applied_once(request, 1)
-    assert_worker_ran_apply(worker, request)
+    assert_worker_applied(worker)
 
 
-# The second worker takes back what a dead worker left unacknowledged once it is older than
-# the visibility timeout, which it checks at start and then every second.
-QUICK_RESTORE = {"visibility_timeout": 1, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
+# Two ways the task of a dead worker comes back. Redis hands out again what a worker took and
+# never acknowledged once it is older than the visibility timeout (an hour in production, a
+# second here, checked at start and then every second); the beat sweep re-queues approved
+# requests that are still not applied, whatever happened to their task.
+RECOVERIES = {
+    "visibility timeout": {"extra_transport_options": {
+        "visibility_timeout": 1, "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
+    }},
+    "beat sweep": {"beat": True, "env": {
+        "PORTAL_APPLY_SWEEP_AFTER_SECONDS": "0",
+        "PORTAL_APPLY_SWEEP_INTERVAL_SECONDS": "1",
+        "PORTAL_WEBHOOK_SWEEP_INTERVAL_SECONDS": "3600",
+    }},
+}
 
 
-@pytest.mark.parametrize("held_at", ["before its first write", "after its writes, before commit"])
-def test_a_worker_killed_mid_apply_leaves_the_task_to_the_next_worker(held_at, alice, bob_approves, churn, versions,
-                                                                     broker, start_worker):
+@pytest.mark.parametrize(("held_at", "recovery"), [
+    pytest.param("before its first write", "visibility timeout", id="before-writing-visibility-timeout"),
+    pytest.param("after its writes, before commit", "beat sweep", id="after-writing-beat-sweep"),
+])
+def test_a_worker_killed_mid_apply_leaves_the_task_to_the_next_worker(held_at, recovery, alice, bob_approves, churn,
+                                                                     versions, broker, start_worker):
     request = ask_production(alice, 1)
     # Applying supersedes version 2's open request for Production, locking it after the
     # change, the history row and the audit events are written, uncommitted.
     other = ask_production(alice, 2)
+    services.transition_request_approve(actor=bob_approves, request_id=request.pk)
     held = (RegisteredModel, churn.pk) if held_at.startswith("before") else (TransitionRequest, other.pk)
-    first = start_worker()
 
     with RowLock(*held):
-        services.transition_request_approve(actor=bob_approves, request_id=request.pk)
+        first = start_worker()
         wait_until(lambda: backends_of(first.application_name, waiting_on_lock=True), timeout=APPLY_TIMEOUT,
                    what="the worker to wait for the lock inside the apply", on_timeout=first.log)
+        written = tables_written_by(first.application_name)
         first.kill()
+
+    if held_at.startswith("before"):
+        assert not written
+    else:
+        assert {StageTransition._meta.db_table, ModelVersion._meta.db_table, AuditEvent._meta.db_table} <= written
 
     # The dead worker's transaction never commits: its server process ends once the lock it
     # waited for is granted and it finds its client gone.
@@ -162,31 +186,35 @@ def test_a_worker_killed_mid_apply_leaves_the_task_to_the_next_worker(held_at, a
     assert state_of(request) == State.APPROVED and stage_of(1) == Stage.NONE
     assert not StageTransition.objects.exists()
 
-    second = start_worker(extra_transport_options=QUICK_RESTORE)
+    second = start_worker(**RECOVERIES[recovery])
     wait_for_applied(request, second)
     assert_applied_once(request, 1)
-    assert_worker_ran_apply(second, request)
+    assert_worker_applied(second)
     assert state_of(other) == State.SUPERSEDED
+    if recovery == "beat sweep":
+        assert f"re-queued 1 approved transition request(s): [{request.pk}]" in second.log()
 
 
 def test_a_pool_process_killed_mid_apply_is_rejected_and_run_again(alice, bob_approves, churn, versions, broker,
                                                                   start_worker):
-    worker = start_worker(pool="prefork").wait_ready()
     request = ask_production(alice, 1)
+    services.transition_request_approve(actor=bob_approves, request_id=request.pk)
 
     with RowLock(RegisteredModel, churn.pk):
-        services.transition_request_approve(actor=bob_approves, request_id=request.pk)
+        worker = start_worker(pool="prefork")
         wait_until(lambda: backends_of(worker.application_name, waiting_on_lock=True), timeout=APPLY_TIMEOUT,
                    what="the pool process to wait for the lock inside the apply", on_timeout=worker.log)
+        first_attempt = set(backends_of(worker.application_name, waiting_on_lock=True))
         (child,) = worker.pool_children()
         os.kill(child, signal.SIGKILL)
         # acks_late + reject_on_worker_lost: the worker puts the message back and its new
-        # pool process takes it, and waits for the lock beside the dead one's connection.
-        wait_until(lambda: len(backends_of(worker.application_name, waiting_on_lock=True)) == 2,
+        # pool process takes it, and waits for the lock on a connection of its own.
+        wait_until(lambda: set(backends_of(worker.application_name, waiting_on_lock=True)) - first_attempt,
                    timeout=APPLY_TIMEOUT, what="the task to run again in a new pool process", on_timeout=worker.log)
 
     wait_for_applied(request, worker)
     assert_applied_once(request, 1)
+    assert_worker_applied(worker)
     assert "WorkerLostError" in worker.log()
 
 
@@ -203,11 +231,8 @@ def test_an_approval_made_while_the_broker_is_down_is_applied_after_the_beat_swe
     assert approved.state == State.APPROVED and state_of(request) == State.APPROVED
     assert any("enqueue_apply" in record.getMessage() for record in caplog.records), caplog.text
 
-    worker = start_worker(beat=True, env={
-        "PORTAL_APPLY_SWEEP_AFTER_SECONDS": "0",
-        "PORTAL_APPLY_SWEEP_INTERVAL_SECONDS": "1",
-        "PORTAL_WEBHOOK_SWEEP_INTERVAL_SECONDS": "3600",
-    })
+    worker = start_worker(**RECOVERIES["beat sweep"])
     wait_for_applied(request, worker)
     assert_applied_once(request, 1)
-    assert "registry.tasks.transition_requests_sweep" in worker.log()
+    assert_worker_applied(worker)
+    assert f"re-queued 1 approved transition request(s): [{request.pk}]" in worker.log()
