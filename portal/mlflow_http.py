@@ -35,7 +35,10 @@ class Params:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Params:
-        if request.method == "GET":
+        # A DELETE carries its parameters in a JSON body (the mlflow client) or, with an
+        # empty body, in the query string (databricks-sdk): both are read like a GET's then.
+        body_length = request.META.get("CONTENT_LENGTH") or "0"
+        if request.method == "GET" or (request.method == "DELETE" and request.GET and body_length in ("0", "")):
             try:
                 multi = {key: request.GET.getlist(key) for key in request.GET}
             except TooManyFieldsSent:

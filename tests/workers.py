@@ -12,6 +12,7 @@ them waiting on a lock in pg_stat_activity, and clean up after a worker it kille
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,9 +94,9 @@ def use_broker(url: str, *, transport_options: dict | None = None, eager: bool =
 
 def _drop_broker_pools() -> None:
     # The app keeps one connection pool and one producer pool, made from the configuration
-    # in force when first used; the next task made after this gets pools for the new one.
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # in force when first used; the next task sent after this gets pools for the new one.
+    # (Not closed: kombu shares a pool between equal connections, and would hand the closed
+    # one back the next time the same broker is configured.)
     app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
@@ -124,7 +125,7 @@ def redis_delete_prefix(key_prefix: str) -> int:
 # ---------------------------------------------------------------- the test database, seen from outside
 
 
-def test_database_url(application_name: str) -> str:
+def database_url_for_test(application_name: str) -> str:
     """DATABASE_URL of the settings, pointed at the test database this test runs on."""
     parts = urllib.parse.urlsplit(settings.DATABASE_URL)
     query = dict(urllib.parse.parse_qsl(parts.query))
@@ -135,7 +136,7 @@ def test_database_url(application_name: str) -> str:
 
 def raw_connection(application_name: str = "mlportal-test") -> psycopg.Connection:
     """A psycopg connection to the test database of its own, outside Django."""
-    return psycopg.connect(test_database_url(application_name), autocommit=True)
+    return psycopg.connect(database_url_for_test(application_name), autocommit=True)
 
 
 def backends_of(application_name: str, *, waiting_on_lock: bool = False) -> list[int]:
@@ -145,6 +146,19 @@ def backends_of(application_name: str, *, waiting_on_lock: bool = False) -> list
         query += " AND wait_event_type = 'Lock'"
     with raw_connection() as conn:
         return [row[0] for row in conn.execute(query, [application_name]).fetchall()]
+
+
+def tables_written_by(application_name: str) -> set[str]:
+    """Tables that connections named `application_name` wrote in their open transactions
+    (INSERT, UPDATE and DELETE hold ROW EXCLUSIVE on the table until the end; SELECT FOR
+    UPDATE takes ROW SHARE)."""
+    query = (
+        "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.datname = current_database() "
+        "AND a.application_name = %s AND l.mode = 'RowExclusiveLock' AND c.relkind IN ('r', 'p')"
+    )
+    with raw_connection() as conn:
+        return {row[0] for row in conn.execute(query, [application_name]).fetchall()}
 
 
 def waiting_on_lock(application_name: str | None = None) -> int:
@@ -193,6 +207,16 @@ class RowLock:
 # ---------------------------------------------------------------- a worker
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGKILL it if the test process dies first, so an
+    interrupted run leaves no worker behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class CeleryWorker:
     """`celery -A portal worker` against the test database and the settings' broker, keys
     under `key_prefix`. `pool` "solo" runs tasks in the worker's own process; "prefork" (one
@@ -217,7 +241,7 @@ class CeleryWorker:
         child_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CELERY_BROKER")},
             "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DATABASE_URL": test_database_url(self.application_name),
+            "DATABASE_URL": database_url_for_test(self.application_name),
             "SECRET_KEY": settings.SECRET_KEY,
             "REDIS_URL": settings.REDIS_URL,
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
@@ -226,10 +250,10 @@ class CeleryWorker:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self._log = open(self.log_path, "wb")  # closed in stop()
         self.process = subprocess.Popen(
             command, cwd=settings.BASE_DIR, env=child_env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
 
     def log(self) -> str:
@@ -239,7 +263,7 @@ class CeleryWorker:
         def ready():
             if self.process.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log()}")
-            return f"{self.name}@" in self.log() and " ready." in self.log()
+            return re.search(rf"\b{self.name}@\S+ ready\.", self.log())
 
         wait_until(ready, timeout=timeout, what=f"worker {self.name} to be ready", on_timeout=self.log)
         return self

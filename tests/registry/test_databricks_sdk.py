@@ -13,7 +13,6 @@ from databricks.sdk.errors import InvalidParameterValue, NotFound, PermissionDen
 from databricks.sdk.service.ml import ActivityAction, ActivityType, CommentActivityAction
 
 from portal import permissions
-from portal.celery import app as celery_app
 from registry import selectors, services
 from registry.models import ModelVersion, TransitionRequest
 from tests.portal.helpers import fresh_password
@@ -30,17 +29,6 @@ def _no_databricks_configuration(monkeypatch, tmp_path):
     for name in [n for n in os.environ if n.startswith(("DATABRICKS_", "ARM_", "GOOGLE_"))]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
-
-
-@pytest.fixture
-def eager_tasks(settings):
-    """Approved requests are applied in the request, as on the embedded default, also on the
-    leg whose tasks go to a broker (no worker runs in the tests)."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture
@@ -325,3 +313,18 @@ def test_the_host_metadata_probe_gets_a_plain_404_so_the_sdk_falls_back(portal, 
 
     client = WorkspaceClient(host=portal.url, token=portal.token_for(alice))
     assert client.config.host == portal.url and client.config.auth_type == "pat"
+
+
+def test_the_sdks_deletes_with_query_strings_reach_the_mlflow_door(as_user, alice, churn):
+    """databricks-sdk sends DELETE parameters in the query string, the mlflow client in a JSON
+    body; the MLflow door reads both."""
+    from registry import services
+    from registry.models import ModelVersionTag, RegisteredModelTag
+
+    services.registered_model_tag_set(actor=alice, name="churn", key="team", value="growth")
+    services.model_version_tag_set(actor=alice, name="churn", version=1, key="validated", value="yes")
+    registry = as_user(alice).model_registry
+    registry.delete_model_tag("churn", "team")
+    registry.delete_model_version_tag("churn", "1", "validated")
+    assert not RegisteredModelTag.objects.filter(key="team").exists()
+    assert not ModelVersionTag.objects.filter(key="validated").exists()
