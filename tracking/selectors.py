@@ -11,6 +11,7 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, 
 
 from portal import permissions
 from portal.errors import InvalidParameter, NotFound
+from tracking import run_pages, search
 from tracking.models import (
     Comment,
     Experiment,
@@ -30,7 +31,6 @@ from tracking.models import (
     RunModelOutput,
     RunTag,
 )
-from tracking import run_pages, search
 from tracking.sql import InIds
 from tracking.validation import normalize_experiment_name
 

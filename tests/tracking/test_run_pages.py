@@ -53,7 +53,7 @@ FILTERS = [
 
 def seed(experiment, count=45, seed_value=9):
     rng = random.Random(seed_value)
-    for i in range(count):
+    for _ in range(count):
         metrics = {}
         for key in ("m", "n"):
             value = rng.choice(NUMBERS)
