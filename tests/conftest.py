@@ -161,3 +161,18 @@ def client_as(portal):
         return portal.client()
 
     return make
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in-process for this test, also on the PostgreSQL + Redis leg (where
+    they otherwise go to a broker no worker of this test listens to). The worker path has
+    its own tests (tests/registry/test_apply_worker.py)."""
+    from portal.celery import app
+
+    # Read first: Celery loads its configuration from Django's settings on first use, and
+    # loaded under an override it would keep the override for the rest of the run.
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

@@ -110,8 +110,9 @@ SECRET = "s3cr3t-for-tests"
 
 
 @pytest.fixture
-def webhook_settings(settings):
-    """Deliveries may go to 127.0.0.1 (the receiver), and retries do not wait."""
+def webhook_settings(settings, eager_tasks):
+    """Deliveries may go to 127.0.0.1 (the receiver), retries do not wait, and deliveries are
+    made in-process (also on the leg with a broker: no worker listens to it here)."""
     settings.PORTAL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS = 0
     settings.PORTAL_WEBHOOK_MAX_ATTEMPTS = 5

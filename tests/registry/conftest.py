@@ -66,17 +66,3 @@ def churn(alice):
 def versions(alice, churn, model_dir_run):
     """churn versions 1, 2 and 3, all from the same run directory."""
     return [make_version(alice, "churn", model_dir_run) for _ in range(3)]
-
-
-@pytest.fixture
-def eager_tasks(settings):
-    """Run Celery tasks in-process for this test, also on the PostgreSQL + Redis leg (where
-    they otherwise go to a broker no worker of this test listens to). The worker path has
-    its own tests (test_apply_worker.py)."""
-    from portal.celery import app
-
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before

@@ -121,7 +121,7 @@ def test_approval_by_an_approver_approves_and_the_apply_step_moves_the_version(a
 
 
 def test_reaching_the_approvals_enqueues_the_apply_on_commit(alice, bob_approves, versions,
-                                                            django_capture_on_commit_callbacks):
+                                                            django_capture_on_commit_callbacks, eager_tasks):
     request = ask_production(alice)
     with django_capture_on_commit_callbacks(execute=True):
         services.transition_request_approve(actor=bob_approves, request_id=request.pk)
