@@ -123,14 +123,6 @@ class CommentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-DECISIONS = {
-    "approve": services.transition_request_approve,
-    "reject": services.transition_request_reject,
-    "cancel": services.transition_request_cancel,
-    "retry": services.transition_request_retry,
-}
-
-
 @routes.route_rule(routes.API)
 class TransitionRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Transition requests on the models the caller may read, newest first."""
@@ -176,7 +168,7 @@ class TransitionRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     def _decide(self, request, pk, what: str):
         data = valid_input(CommentInputSerializer, request.data)
-        DECISIONS[what](actor=request.user, request_id=int(pk), comment=data["comment"])
+        services.DECISIONS[what](actor=request.user, request_id=int(pk), comment=data["comment"])
         return Response(self.get_serializer(selectors.transition_request_get_for_user(request.user, pk)).data)
 
     @extend_schema(request=CommentInputSerializer, responses=TransitionRequestSerializer)

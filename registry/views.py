@@ -13,14 +13,6 @@ from portal.errors import NotFound, PortalError
 from registry import selectors, services
 from registry.models import TransitionRequest
 from registry.services import policies
-from registry.services.policies import available_actions  # noqa: F401 (used by other doors too)
-
-DECISIONS = {
-    "approve": services.transition_request_approve,
-    "reject": services.transition_request_reject,
-    "cancel": services.transition_request_cancel,
-    "retry": services.transition_request_retry,
-}
 
 
 @routes.route_rule(routes.AUTHENTICATED)
@@ -28,7 +20,7 @@ DECISIONS = {
 @require_GET
 def transition_request_list_page(request: HttpRequest) -> HttpResponse:
     pending = selectors.transition_requests_for_user(request.user, state=TransitionRequest.State.PENDING)[:200]
-    to_decide = [r for r in pending if "approve" in available_actions(request.user, r)]
+    to_decide = [r for r in pending if "approve" in policies.available_actions(request.user, r)]
     mine = selectors.transition_requests_for_user(request.user, mine=True)[:50]
     return render(request, "registry/transition_requests.html", {"to_decide": to_decide, "mine": mine})
 
@@ -45,7 +37,7 @@ def transition_request_page(request: HttpRequest, request_id: int) -> HttpRespon
     context = {
         "req": found,
         "decisions": found.decisions.select_related("reviewer").order_by("id"),
-        "actions": available_actions(request.user, found, policy),
+        "actions": policies.available_actions(request.user, found, policy),
         "policy": policy,
         "approvals": found.decisions.filter(decision="approve").count(),
     }
@@ -56,7 +48,7 @@ def transition_request_page(request: HttpRequest, request_id: int) -> HttpRespon
 @login_required
 @require_POST
 def transition_request_decide_page(request: HttpRequest, request_id: int, action: str) -> HttpResponse:
-    decide = DECISIONS.get(action)
+    decide = services.DECISIONS.get(action)
     if decide is None:
         raise Http404("No such action.")
     try:

@@ -51,7 +51,16 @@ from registry.services.versions import (
 )
 from registry.services.watches import model_watch_set
 
+# What a reviewer or requester may do to a request, by the name the doors use.
+DECISIONS = {
+    "approve": transition_request_approve,
+    "reject": transition_request_reject,
+    "cancel": transition_request_cancel,
+    "retry": transition_request_retry,
+}
+
 __all__ = [
+    "DECISIONS",
     "Outcome",
     "alias_delete",
     "alias_set",
