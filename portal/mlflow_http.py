@@ -35,10 +35,7 @@ class Params:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Params:
-        # A DELETE carries its parameters in a JSON body (the mlflow client) or, with an
-        # empty body, in the query string (databricks-sdk): both are read like a GET's then.
-        body_length = request.META.get("CONTENT_LENGTH") or "0"
-        if request.method == "GET" or (request.method == "DELETE" and request.GET and body_length in ("0", "")):
+        if request.method == "GET":
             try:
                 multi = {key: request.GET.getlist(key) for key in request.GET}
             except TooManyFieldsSent:
@@ -62,11 +59,15 @@ class Params:
         if content_type != "application/json" and (not empty or request.method == "POST"):
             shown = repr(content_type) if content_type else "no Content-Type"
             raise InvalidParameter(f"Expected a JSON body (Content-Type: application/json), got {shown}.")
-        if empty:
-            return cls({})
-        data = json_body_parse(body)
+        data = {} if empty else json_body_parse(body)
         if not isinstance(data, dict):
             raise InvalidParameter("The JSON request body must be an object.")
+        if request.method == "DELETE" and request.GET:
+            # A DELETE carries its parameters in a JSON body (the mlflow client) or in the
+            # query string (databricks-sdk): both count, the body's first.
+            query = {key: request.GET[key] for key in request.GET}
+            _reject_surrogates(query)
+            data = {**query, **data}
         return cls(data)
 
     def _raw(self, name: str) -> Any:

@@ -231,6 +231,14 @@ def level_of(user: User, obj: Any, *, access: Access | None = None) -> str:
     return level
 
 
+def level_at_least(user: User, obj: Any, action: str, *, access: Access | None = None) -> bool:
+    """Does `user`'s level on `obj` reach `action` (READ, USE, EDIT or MANAGE)? `access`: the
+    user's root_access to obj's root, when the caller already read it."""
+    if user.is_superuser and is_active_user(user):
+        return True
+    return _RANK[level_of(user, obj, access=access)] >= _ACTION_RANK[action]
+
+
 def can(user: User, action: str, obj: Any) -> bool:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")

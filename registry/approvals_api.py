@@ -19,7 +19,7 @@ from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal import routes
+from portal import permissions, routes
 from portal.api import valid_input
 from registry import notifications, selectors, services
 from registry.models import Approval, TransitionRequest
@@ -56,11 +56,15 @@ class TransitionRequestSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {"from_stage": {"help_text": "The version's stage (or the alias's version) when asked."}}
 
-    def _policy(self, request: TransitionRequest) -> policies.Policy:
-        cache = self.context.setdefault("policies", {})
+    def _per_model(self, key: str, request: TransitionRequest, read):
+        """`read(model)` once per model of the page (policies and the caller's access)."""
+        cache = self.context.setdefault(key, {})
         if request.registered_model_id not in cache:
-            cache[request.registered_model_id] = policies.policy_for(request.registered_model)
+            cache[request.registered_model_id] = read(request.registered_model)
         return cache[request.registered_model_id]
+
+    def _policy(self, request: TransitionRequest) -> policies.Policy:
+        return self._per_model("policies", request, policies.policy_for)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_stage(self, request):
@@ -72,7 +76,7 @@ class TransitionRequestSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(DecisionSerializer(many=True))
     def get_decisions(self, request):
-        return DecisionSerializer(request.decisions.select_related("reviewer").order_by("id"), many=True).data
+        return DecisionSerializer(sorted(request.decisions.all(), key=lambda d: d.pk), many=True).data
 
     @extend_schema_field(serializers.IntegerField())
     def get_approvals_required(self, request):
@@ -80,7 +84,9 @@ class TransitionRequestSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_available_actions(self, request):
-        return available_actions(self.context["request"].user, request, self._policy(request))
+        user = self.context["request"].user
+        access = self._per_model("access", request, lambda model: permissions.root_access(user, model))
+        return available_actions(user, request, self._policy(request), access)
 
     @extend_schema_field(serializers.URLField())
     def get_url(self, request):
@@ -148,7 +154,7 @@ class TransitionRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         )
         if query["to_decide"]:
             pending = rows.filter(state=TransitionRequest.State.PENDING)
-            rows = rows.filter(pk__in=[r.pk for r in pending if "approve" in available_actions(request.user, r)])
+            rows = rows.filter(pk__in=[r.pk for r in policies.to_decide(request.user, pending)])
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

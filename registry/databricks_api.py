@@ -26,7 +26,8 @@ Databricks' model maps onto the portal's:
   on for the request; false leaves what the requester asked (transition_request_approve).
 - list shows the version's pending stage requests. delete also withdraws a request that
   is approved but not yet applied, or failed (the requester's cancel).
-- Databricks' DELETE calls put their parameters in the query string, not in a JSON body.
+- Databricks' DELETE calls put their parameters in the query string, not in a JSON body
+  (portal.mlflow_http.Params reads it then).
 """
 
 from typing import Any
@@ -44,12 +45,6 @@ from registry.services.requests import OPEN_STATES
 
 Json = dict[str, Any]
 State = TransitionRequest.State
-
-
-def _query_and_body(request: HttpRequest) -> Params:
-    """The parameters of a DELETE: the query string (Databricks), and a JSON body if any (MLflow's habit)."""
-    body = Params.from_request(request)
-    return Params({**{key: request.GET[key] for key in request.GET}, **body.data})
 
 
 def _version_key(params: Params) -> tuple[str, str]:
@@ -126,8 +121,7 @@ def reject_transition_request(request: HttpRequest, params: Params) -> Json:
     return {"activity": databricks_json.decision_activity_json(rejected, _decision_of(rejected, request.user))}
 
 
-def delete_transition_request(request: HttpRequest) -> Json:
-    params = _query_and_body(request)
+def delete_transition_request(request: HttpRequest, params: Params) -> Json:
     found = _stage_request(request, params, states=OPEN_STATES, creator=params.str("creator", required=True))
     comment = params.str("comment") or ""
     cancelled = services.transition_request_cancel(actor=request.user, request_id=found.pk, comment=comment)
@@ -178,8 +172,8 @@ def update_comment(request: HttpRequest, params: Params) -> Json:
     return {"comment": _comment_json(request.user, comment)}
 
 
-def delete_comment(request: HttpRequest) -> Json:
-    services.comment_delete(actor=request.user, comment_id=_comment_id(_query_and_body(request)))
+def delete_comment(request: HttpRequest, params: Params) -> Json:
+    services.comment_delete(actor=request.user, comment_id=_comment_id(params))
     return {}
 
 
@@ -189,10 +183,10 @@ urlpatterns = [
     path("transition-requests/reject", mlflow_endpoint({"POST": reject_transition_request})),
     path(
         "transition-requests/delete",
-        mlflow_endpoint({"DELETE": delete_transition_request}, parse_params=False),
+        mlflow_endpoint({"DELETE": delete_transition_request}),
     ),
     path("transition-requests/list", mlflow_endpoint({"GET": list_transition_requests})),
     path("comments/create", mlflow_endpoint({"POST": create_comment})),
     path("comments/update", mlflow_endpoint({"PATCH": update_comment})),
-    path("comments/delete", mlflow_endpoint({"DELETE": delete_comment}, parse_params=False)),
+    path("comments/delete", mlflow_endpoint({"DELETE": delete_comment})),
 ]

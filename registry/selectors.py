@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from portal import permissions
 from portal.errors import InvalidParameter, NotFound
 from registry import validation
 from registry.models import (
+    Approval,
     Comment,
     ModelAlias,
     ModelVersion,
@@ -431,7 +432,10 @@ def version_files_readable(user: User, locations: list[str]) -> bool:
 def transition_requests_visible(user: User) -> QuerySet:
     """Requests on models `user` may read, with what a listing shows."""
     return permissions.visible(
-        user, TransitionRequest.objects.select_related("registered_model", "requester", "model_version")
+        user,
+        TransitionRequest.objects.select_related("registered_model", "requester", "model_version").prefetch_related(
+            Prefetch("decisions", queryset=Approval.objects.select_related("reviewer").order_by("id"))
+        ),
     )
 
 

@@ -20,7 +20,7 @@ from registry.services import policies
 @require_GET
 def transition_request_list_page(request: HttpRequest) -> HttpResponse:
     pending = selectors.transition_requests_for_user(request.user, state=TransitionRequest.State.PENDING)[:200]
-    to_decide = [r for r in pending if "approve" in policies.available_actions(request.user, r)]
+    to_decide = policies.to_decide(request.user, pending)
     mine = selectors.transition_requests_for_user(request.user, mine=True)[:50]
     return render(request, "registry/transition_requests.html", {"to_decide": to_decide, "mine": mine})
 

@@ -88,18 +88,24 @@ def policy_for(model: RegisteredModel) -> Policy:
 # ---------------------------------------------------------------- who may decide
 
 
-def may_decide(actor: AbstractBaseUser, request: TransitionRequest, policy: Policy) -> str | None:
-    """None if `actor` may approve or reject `request`; otherwise why not (a sentence)."""
+def may_decide(
+    actor: AbstractBaseUser, request: TransitionRequest, policy: Policy, access: permissions.Access | None = None
+) -> str | None:
+    """None if `actor` may approve or reject `request`; otherwise why not (a sentence).
+    `access` is the actor's access to the request's model, if the caller already has it
+    (a list of requests reads it once per model)."""
     if not permissions.is_active_user(actor):
         return "Only a signed-in user can decide transition requests."
-    if not permissions.can(actor, permissions.READ, request.registered_model):
-        return f"You may not read '{request.registered_model.name}'."
+    model = request.registered_model
+    access = access or permissions.root_access(actor, model)
+    if not permissions.level_at_least(actor, model, permissions.READ, access=access):
+        return f"You may not read '{model.name}'."
     if request.requester_id == actor.pk and not policy.requester_may_approve:
         return f"You requested {request}: someone else must decide it (two-person rule)."
-    if not permissions.can(actor, permissions.APPROVE, request.registered_model):
-        return f"You may not approve changes to '{request.registered_model.name}' (no APPROVE grant on the model)."
+    if not access.approve:
+        return f"You may not approve changes to '{model.name}' (no APPROVE grant on the model)."
     if not _in_approver_set(actor, policy.approvers.get(request_key(request))):
-        return f"The policy of '{request.registered_model.name}' names other approvers for {request.target_label}."
+        return f"The policy of '{model.name}' names other approvers for {request.target_label}."
     return None
 
 
@@ -122,14 +128,18 @@ def deciders_of(request: TransitionRequest, policy: Policy) -> list[AbstractBase
     return [u for u in users if may_decide(u, request, policy) is None]
 
 
-def available_actions(user, request: TransitionRequest, policy: Policy | None = None) -> list[str]:
-    """What `user` may do to `request` now: approve, reject, cancel, retry (also what the
-    native API and the Databricks door report)."""
+def available_actions(
+    user, request: TransitionRequest, policy: Policy | None = None, access: permissions.Access | None = None
+) -> list[str]:
+    """What `user` may do to `request` now: approve, reject, cancel, retry (what every door
+    reports). Reads the request's decisions through `request.decisions.all()`, so a list
+    that prefetched them asks nothing more."""
     policy = policy or policy_for(request.registered_model)
     State = TransitionRequest.State
     actions = []
-    decider = may_decide(user, request, policy) is None
-    if request.state == State.PENDING and decider and not request.decisions.filter(reviewer=user).exists():
+    decider = may_decide(user, request, policy, access) is None
+    decided = any(d.reviewer_id == user.pk for d in request.decisions.all())
+    if request.state == State.PENDING and decider and not decided:
         actions += ["approve", "reject"]
     if request.state in (State.PENDING, State.APPROVED, State.FAILED) and (
         request.requester_id == user.pk or user.is_superuser
@@ -138,6 +148,22 @@ def available_actions(user, request: TransitionRequest, policy: Policy | None = 
     if request.state == State.FAILED and (decider or user.is_superuser):
         actions.append("retry")
     return actions
+
+
+def to_decide(user, requests) -> list[TransitionRequest]:
+    """Those of `requests` that `user` may approve now, reading each model's policy and the
+    user's access to it once."""
+    policies: dict[int, Policy] = {}
+    accesses: dict[int, permissions.Access] = {}
+    found = []
+    for request in requests:
+        model = request.registered_model
+        if model.pk not in policies:
+            policies[model.pk] = policy_for(model)
+            accesses[model.pk] = permissions.root_access(user, model)
+        if "approve" in available_actions(user, request, policies[model.pk], accesses[model.pk]):
+            found.append(request)
+    return found
 
 
 # ---------------------------------------------------------------- targets held

@@ -179,3 +179,24 @@ def test_mail_goes_only_to_people_who_may_still_read_the_model(alice, bob, charl
 
 def test_a_version_filter_needs_a_model(alice, setup):
     assert as_user(alice).get(f"{REQUESTS}?version=1").status_code == 400
+
+
+def test_a_page_of_requests_costs_the_same_queries_however_many_it_holds(alice, bob, setup, model_dir_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_list() -> int:
+        client = as_user(bob)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"{REQUESTS}?to_decide=1")
+        assert response.status_code == 200
+        return len(captured)
+
+    ask(alice, version=1)
+    few = queries_for_list()
+    for number in range(4, 10):
+        make_version(alice, "churn", model_dir_run)
+        services.transition_request_create(actor=alice, name="churn", version=number, stage="Production")
+    post(as_user(bob), f"{REQUESTS}{ask(alice, version=2).json()['id']}/approve/")  # one with a decision
+    assert len(as_user(bob).get(f"{REQUESTS}").json()["results"]) == 8
+    assert queries_for_list() == few
